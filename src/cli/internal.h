@@ -1,0 +1,93 @@
+/*
+ * internal.h - shared by the files of src/cli: the holoscope configuration
+ * (what `serve` and the other serving commands run with) and the
+ * subcommand table.
+ *
+ * Threading: main thread only.
+ */
+#ifndef HS_CLI_INTERNAL_H
+#define HS_CLI_INTERNAL_H
+
+#include "cli/cli.h"
+#include "core/core.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * The whole configuration.  Every scalar setting has one entry in the schema
+ * of config.c, which gives its YAML path ("http.max_header_bytes"), its flag
+ * (--http.max_header_bytes, dashes and underscores interchangeable) and its
+ * environment variable (HOLOSCOPE_HTTP_MAX_HEADER_BYTES).  Precedence:
+ * defaults < file < environment < flags.  Strings point into 'strings'
+ * (owned by the config) or at static defaults.
+ */
+struct cli_config {
+    const char *config_file;     /* path given with --config, or NULL */
+    const char *listen;          /* HOST:PORT of the API, UI and /metrics */
+    bool allow_remote;           /* listen on a non-loopback address */
+    const char *data_dir;        /* storage directory */
+    int log_level;               /* enum hs_log_level */
+    int log_format;              /* enum hs_log_format */
+    int64_t http_max_connections;
+    uint64_t http_max_header_bytes;
+    uint64_t http_max_body_bytes;
+    int64_t http_header_timeout_ms;
+    int64_t http_read_timeout_ms;
+    int64_t http_write_timeout_ms;
+    int64_t http_idle_timeout_ms;
+    int64_t shutdown_timeout_ms; /* graceful-shutdown budget */
+    int64_t retention_ms;        /* storage.retention */
+    uint64_t retention_bytes;    /* storage.retention_size; 0 = no size limit */
+    int wal_fsync;               /* 0 = interval, 1 = batch */
+    int64_t wal_fsync_interval_ms;
+    int64_t ooo_window_ms;       /* storage.out_of_order_window */
+    int64_t block_duration_ms;   /* storage.block_duration */
+    struct hs_ydoc *doc;         /* the parsed file, kept for module sections; may be NULL */
+    struct hs_arena strings;     /* copies of strings from env and flags */
+};
+
+enum { CLI_WAL_FSYNC_INTERVAL = 0, CLI_WAL_FSYNC_BATCH = 1 };
+
+/* Fills 'c' with the defaults. Pair with cli_config_cleanup. */
+void cli_config_init(struct cli_config *c);
+void cli_config_cleanup(struct cli_config *c);
+
+/*
+ * Loads the file named by --config (if any), then HOLOSCOPE_* variables from
+ * 'envp', then the flags in argv[0..argc) that are config flags.  Flags that
+ * are not config flags are left for the caller: their indexes are written to
+ * 'rest' (at most argc entries) and their count to *nrest.  On error 'err'
+ * names the file:line:col, variable or flag, and the function returns
+ * HS_EINVAL (or HS_EPARSE / HS_ENOTFOUND for the file).
+ */
+HS_MUST_CHECK int cli_config_load(struct cli_config *c, int argc, char **argv, char **envp,
+                                  int *rest, int *nrest, struct hs_err *err);
+
+/* Checks cross-field rules (listen address allowed, sizes sane). */
+HS_MUST_CHECK int cli_config_validate(const struct cli_config *c, struct hs_err *err);
+
+/* Prints the OPTIONS section of a serving command's help from the schema. */
+void cli_config_print_help(FILE *out);
+
+/* Splits "HOST:PORT" / "[V6]:PORT"; host and port buffers are filled. */
+HS_MUST_CHECK int cli_split_hostport(const char *s, char *host, size_t host_len, int *port);
+
+/* One subcommand. */
+struct cli_command {
+    const char *name;     /* "serve", "check config", ... */
+    const char *summary;  /* one line for the command list */
+    const char *help;     /* man-style text for --help */
+    int (*run)(int argc, char **argv, char **envp); /* argv[0] is the command name */
+};
+
+int cli_cmd_serve(int argc, char **argv, char **envp);
+int cli_cmd_check(int argc, char **argv, char **envp);
+extern const char cli_help_serve[];
+extern const char cli_help_check[];
+
+/* True when argv has -h or --help before a "--". */
+bool cli_wants_help(int argc, char **argv);
+
+#endif
