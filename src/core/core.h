@@ -20,6 +20,13 @@
 #include <stdio.h>
 
 #define HS_MUST_CHECK __attribute__((warn_unused_result))
+/* Discards the result of an HS_MUST_CHECK call on purpose (a (void) cast
+ * does not silence gcc's warn_unused_result). */
+#define HS_IGNORE_RESULT(expr)                                                                     \
+    do {                                                                                           \
+        if (expr) {                                                                                \
+        }                                                                                          \
+    } while (0)
 #define HS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define HS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define HS_MIN(a, b) ((a) < (b) ? (a) : (b))

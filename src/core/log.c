@@ -77,10 +77,10 @@ static bool logfmt_needs_quotes(const char *s)
 static void put_logfmt_value(struct hs_buf *b, const char *s)
 {
     if (!logfmt_needs_quotes(s)) {
-        (void)hs_buf_puts(b, s);
+        HS_IGNORE_RESULT(hs_buf_puts(b, s));
         return;
     }
-    (void)hs_buf_json_str(b, s, strlen(s));
+    HS_IGNORE_RESULT(hs_buf_json_str(b, s, strlen(s)));
 }
 
 static void put_field(struct hs_buf *b, int format, const struct hs_log_field *f)
@@ -95,17 +95,17 @@ static void put_field(struct hs_buf *b, int format, const struct hs_log_field *f
     default: return;
     }
     if (format == HS_LOG_JSON) {
-        (void)hs_buf_putc(b, ',');
-        (void)hs_buf_json_str(b, f->key, strlen(f->key));
-        (void)hs_buf_putc(b, ':');
+        HS_IGNORE_RESULT(hs_buf_putc(b, ','));
+        HS_IGNORE_RESULT(hs_buf_json_str(b, f->key, strlen(f->key)));
+        HS_IGNORE_RESULT(hs_buf_putc(b, ':'));
         if (text != NULL)
-            (void)hs_buf_json_str(b, text, strlen(text));
+            HS_IGNORE_RESULT(hs_buf_json_str(b, text, strlen(text)));
         else if (f->type == HS_LF_F64 && !isfinite(f->d))
-            (void)hs_buf_json_str(b, num, strlen(num));
+            HS_IGNORE_RESULT(hs_buf_json_str(b, num, strlen(num)));
         else
-            (void)hs_buf_puts(b, num);
+            HS_IGNORE_RESULT(hs_buf_puts(b, num));
     } else {
-        (void)hs_buf_printf(b, " %s=", f->key);
+        HS_IGNORE_RESULT(hs_buf_printf(b, " %s=", f->key));
         put_logfmt_value(b, text ? text : num);
     }
 }
@@ -120,7 +120,7 @@ void hs_log_emit(int level, const char *msg, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char when[40];
+    char when[80];
     snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 
@@ -128,11 +128,11 @@ void hs_log_emit(int level, const char *msg, ...)
     hs_buf_init(&b, 0);
     int format = __atomic_load_n(&sink.format, __ATOMIC_RELAXED);
     if (format == HS_LOG_JSON) {
-        (void)hs_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when,
-                            level_names[level]);
-        (void)hs_buf_json_str(&b, msg, strlen(msg));
+        HS_IGNORE_RESULT(hs_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when,
+                            level_names[level]));
+        HS_IGNORE_RESULT(hs_buf_json_str(&b, msg, strlen(msg)));
     } else {
-        (void)hs_buf_printf(&b, "ts=%s level=%s msg=", when, level_names[level]);
+        HS_IGNORE_RESULT(hs_buf_printf(&b, "ts=%s level=%s msg=", when, level_names[level]));
         put_logfmt_value(&b, msg);
     }
     va_list ap;
@@ -144,7 +144,7 @@ void hs_log_emit(int level, const char *msg, ...)
         put_field(&b, format, &f);
     }
     va_end(ap);
-    (void)hs_buf_puts(&b, format == HS_LOG_JSON ? "}\n" : "\n");
+    HS_IGNORE_RESULT(hs_buf_puts(&b, format == HS_LOG_JSON ? "}\n" : "\n"));
 
     pthread_mutex_lock(&sink.lock);
     FILE *out = sink.out ? sink.out : stderr;
