@@ -1,0 +1,258 @@
+/*
+ * internal.h - shared by the http module's own files: the incremental request
+ * parser, the connection and request structs, and the server.
+ *
+ * Threading: loop thread only (as http.h).
+ */
+#ifndef HS_HTTP_INTERNAL_H
+#define HS_HTTP_INTERNAL_H
+
+#include "http/http.h"
+
+#include <event2/event.h>
+
+/* ---- request parser ------------------------------------------------------- */
+
+/* Results of http__parser_feed besides HS_EAGAIN and errors. */
+enum http__event {
+    HTTP__EV_HEADERS = 1, /* request line and headers complete; fields below are set */
+    HTTP__EV_BODY = 2,    /* body bytes in *data, *data_len (borrowed from the input) */
+    HTTP__EV_DONE = 3     /* the whole request has been read */
+};
+
+#define HTTP__MAX_HEADERS    128  /* header lines per request; more is 431 */
+#define HTTP__MAX_CHUNK_LINE 1024 /* chunk-size line with extensions */
+
+struct http__hdr {
+    uint32_t name_off; /* offsets into parser.head */
+    uint32_t name_len;
+    uint32_t value_off;
+    uint32_t value_len;
+};
+
+/*
+ * The parser keeps every byte of the request line and headers in 'head'
+ * (bounded by max_header_bytes) and records offsets; at HEADERS it writes a
+ * NUL after the method, the target, every name and every value, so the
+ * strings can be used in place.  Body bytes are never copied by the parser.
+ *
+ * States (enum in parser.c):
+ *   START -> METHOD -> TARGET -> VERSION -> RL_LF
+ *         -> HDR_START -> (HDR_NAME -> HDR_OWS -> HDR_VALUE -> HDR_LF -> HDR_START)*
+ *         -> HDRS_LF -> [BODY_CL | CHUNK_SIZE -> CHUNK_EXT -> CHUNK_SIZE_LF
+ *                       -> CHUNK_DATA -> CHUNK_DATA_CR -> CHUNK_DATA_LF -> CHUNK_SIZE ...
+ *                       -> TRAILER_START -> TRAILER_LINE ...] -> DONE
+ */
+struct http__parser {
+    int state;               /* enum in parser.c */
+    size_t max_header_bytes; /* request line + headers (+ trailers) ceiling */
+    uint64_t max_body_bytes; /* decoded body ceiling */
+    struct hs_buf head;      /* request line and header bytes */
+    size_t method_len;       /* method at head.p[0] */
+    size_t target_off, target_len;
+    size_t version_off;     /* "HTTP/x.y" start */
+    int version_minor;      /* 0 or 1 */
+    struct http__hdr *hdrs; /* hs_malloc'ed, grown up to HTTP__MAX_HEADERS */
+    size_t nhdrs, caphdrs;
+    size_t tok_off;   /* start of the header name being read (offset in head) */
+    size_t name_len;  /* its length */
+    size_t value_off; /* start of its value */
+    size_t val_end;   /* offset one past the last non-blank byte of the value */
+    /* framing, valid from HEADERS on */
+    bool is_chunked;
+    bool has_length;
+    bool keep_alive;
+    bool expect_continue;
+    uint64_t content_length;
+    uint64_t remaining;   /* bytes left in the body (CL) or the current chunk */
+    uint64_t body_bytes;  /* decoded body bytes seen */
+    size_t line_len;      /* bytes of the current chunk line or trailer */
+    size_t trailer_bytes; /* trailer bytes seen */
+    int chunk_digits;     /* hex digits read in the chunk size */
+    uint64_t wire_bytes;  /* bytes consumed for this request */
+    int error_status;     /* after an error: the status to answer (400, 413, 431, 505) */
+};
+
+void http__parser_init(struct http__parser *p, size_t max_header_bytes, uint64_t max_body_bytes);
+void http__parser_cleanup(struct http__parser *p);
+/* Prepares for the next request; memory is kept. */
+void http__parser_reset(struct http__parser *p);
+/*
+ * Feeds up to 'len' bytes.  Sets *used to the bytes consumed and returns one
+ * of enum http__event, HS_EAGAIN when all 'len' bytes were consumed and more
+ * are needed, or an error (HS_EPARSE, HS_ETOOBIG, HS_ENOMEM) with err->pos
+ * the offset in this request and p->error_status the status to answer.
+ * After an error or DONE the parser must be reset before it is fed again.
+ */
+HS_MUST_CHECK int http__parser_feed(struct http__parser *p, const char *data, size_t len,
+                                    size_t *used, const char **body, size_t *body_len,
+                                    struct hs_err *err);
+/* Name/value of header i as NUL-terminated strings (after HEADERS). */
+const char *http__parser_hdr_name(const struct http__parser *p, size_t i);
+const char *http__parser_hdr_value(const struct http__parser *p, size_t i);
+/* Case-insensitive lookup; NULL when absent. */
+const char *http__parser_header(const struct http__parser *p, const char *name);
+/* True when the comma-separated list 'list' holds token 'tok' (case-insensitive). */
+bool http__token_list_has(const char *list, const char *tok);
+
+/* ---- server, connections, requests ------------------------------------------ */
+
+struct http__conn;
+
+struct http__route {
+    char *method; /* NULL = any */
+    char *path;   /* without the trailing "*" for prefixes */
+    size_t path_len;
+    bool is_prefix;
+    char *name;
+    http_handler_fn *fn;
+    void *arg;
+};
+
+struct http__param {
+    const char *name;
+    const char *value;
+};
+
+struct http__resp_hdr {
+    struct http__resp_hdr *next;
+    const char *name;
+    const char *value;
+};
+
+/* Where a request stands. */
+enum http__req_phase {
+    HTTP__REQ_NONE = 0,  /* no request dispatched */
+    HTTP__REQ_HELD,      /* held by the handler, nothing sent */
+    HTTP__REQ_STREAMING, /* stream started, not ended */
+    HTTP__REQ_FINISHED   /* finished by the handler */
+};
+
+struct http_request {
+    struct http__conn *conn; /* owner; the request is embedded in it */
+    const char *method;      /* in parser.head */
+    const char *path;        /* arena copy */
+    const char *query;       /* arena copy, "" when none */
+    const char *id;          /* arena or static buffer below */
+    char id_buf[24];
+    const struct http__route *route;
+    const char *handler_name; /* route name or "other" */
+    const char *body;         /* conn->body.p or "" */
+    size_t body_len;
+    int phase;    /* enum http__req_phase */
+    int status;   /* status sent, 0 before */
+    bool is_head; /* HEAD: headers only */
+    bool params_done;
+    bool drain_armed; /* a write left more than low water pending */
+    bool close_fired;
+    bool is_observed;           /* the observer has been called for it */
+    struct http__param *params; /* arena */
+    size_t nparams;
+    struct http__resp_hdr *resp_hdrs; /* arena, newest first */
+    bool has_content_encoding;
+    int64_t start_ns;    /* first byte of the request */
+    uint64_t req_bytes;  /* wire bytes of the request */
+    uint64_t resp_bytes; /* wire bytes queued for the response */
+    http_request_cb *on_drain;
+    void *on_drain_arg;
+    http_request_cb *on_close;
+    void *on_close_arg;
+};
+
+/* Connection states. */
+enum http__conn_state {
+    HTTP__C_IDLE = 0, /* waiting for the first byte of a request */
+    HTTP__C_HEAD,     /* reading request line and headers */
+    HTTP__C_BODY,     /* reading the body */
+    HTTP__C_HANDLING, /* request with the handler; input not parsed */
+    HTTP__C_CLOSING,  /* last answer queued; close once it is written */
+    HTTP__C_LINGER,   /* error answered and write side shut: discard input, then close */
+    HTTP__C_DEAD      /* socket closed, request still held by its handler */
+};
+
+struct http__conn {
+    struct http_server *srv;
+    struct http__conn *prev, *next; /* in srv->conns (or srv->free_conns: next only) */
+    struct bufferevent *bev;        /* NULL once closed */
+    struct event *timer;            /* header / read / idle / linger deadline */
+    struct event *resume;           /* resumes parsing pipelined input */
+    int state;                      /* enum http__conn_state */
+    bool is_rejected;               /* over max_connections: answered 503 */
+    bool in_process;                /* inside conn_process or a request callback: no
+                                       re-entry, no free, output flushed on the way out */
+    bool flush_pending;             /* output queued while in_process */
+    bool write_enabled;             /* libevent owns writing (the socket was full) */
+    bool write_failed;              /* a direct write failed: close from the resume event */
+    bool keep_alive;                /* current request allows another one */
+    bool needs_linger;              /* error answer: shut the write side, drain, close */
+    uint64_t nrequests;             /* requests started on this connection */
+    uint64_t linger_bytes;          /* discarded while lingering */
+    struct http__parser parser;
+    struct hs_arena arena;   /* per request */
+    struct hs_buf body;      /* decoded request body */
+    struct http_request req; /* the current request */
+    char remote[64];
+};
+
+struct http__listener {
+    struct evconnlistener *l;
+    int port;
+};
+
+struct http_server {
+    struct event_base *base;
+    struct http_server_config cfg;
+    char *listen; /* copy of cfg.listen */
+    struct http__listener *listeners;
+    size_t nlisteners;
+    struct http__route *routes;
+    size_t nroutes;
+    http_observer_fn *observer;
+    void *observer_arg;
+    http_error_formatter_fn *err_fmt;
+    void *err_fmt_arg;
+    struct http__conn *conns;      /* open and dead-but-held connections */
+    struct http__conn *free_conns; /* reusable */
+    size_t nfree;
+    size_t nlinger_rejected; /* rejected connections being answered */
+    struct http_server_stats stats;
+    uint64_t id_seq; /* request id counter */
+    uint64_t id_seed;
+    bool is_shutting_down;
+    struct event *shutdown_timer; /* deadline */
+    struct event *done_ev;        /* fires done_cb */
+    http_done_fn *done_cb;
+    void *done_arg;
+    bool done_fired;
+    time_t date_sec; /* cached Date header */
+    char date[40];
+};
+
+#define HTTP__OUT_HIGH      (1u << 20) /* pending output that pauses pipelined parsing */
+#define HTTP__LINGER_MS     2000       /* discard input this long after an error answer */
+#define HTTP__LINGER_MAX    (1u << 20)
+#define HTTP__MAX_REJECTING 64 /* rejected connections being answered 503 at once */
+
+/* server.c: called by response.c when a request has been finished. */
+void http__conn_request_finished(struct http__conn *c);
+/* server.c: after an error answer: close once it is written (lingering). */
+void http__conn_closing(struct http__conn *c);
+/* server.c: closes the connection now (request callbacks as documented). */
+void http__conn_close(struct http__conn *c);
+/* server.c: hands queued output to the socket now (or when the current
+ * callback returns); what the socket does not take is left to libevent. */
+void http__conn_flush(struct http__conn *c);
+/* server.c: the current Date header value. */
+const char *http__server_date(struct http_server *s);
+/* response.c: answers a protocol error (or the 503 of a rejected
+ * connection) and leaves the connection closing. */
+void http__respond_protocol_error(struct http__conn *c, int status, const char *msg);
+/* server.c: reports a finished request to the observer and the counters. */
+void http__request_observe(struct http__conn *c);
+/* request.c: the methods of the routes matching the request's path,
+ * comma-separated, for a 405's Allow header ("" when the path is unknown). */
+HS_MUST_CHECK int http__request_allow(struct http__conn *c, struct hs_buf *out);
+/* request.c: request setup after the parser's DONE. */
+HS_MUST_CHECK int http__request_prepare(struct http__conn *c, struct hs_err *err);
+
+#endif
