@@ -154,9 +154,9 @@ static int chunk_locate(const struct tsdb__block *b, uint64_t ref, const struct 
 
 int tsdb__block_chunk(const struct tsdb__block *b, struct tsdb__chunk_meta *m, struct hs_err *err)
 {
-    const struct seg *s;
-    size_t p;
-    uint32_t len;
+    const struct seg *s = NULL;
+    size_t p = 0;
+    uint32_t len = 0;
     int rc = chunk_locate(b, m->ref, &s, &p, &len, err);
     if (rc != HS_OK)
         return rc;
