@@ -36,6 +36,11 @@
  *    used for a missing LEFT / RIGHT operand (fill(v) sets both), stored as
  *    written.  (With group_right Prometheus swaps the operands but not the
  *    fill values; the evaluator reproduces that.)
+ *  - sel.anchored / sel.smoothed: the experimental extended range selector
+ *    modifiers ("x[5m] anchored", "x[5m] smoothed", "x smoothed"), set on
+ *    the VECTOR node (for a range selector: on its inner vector node).
+ *  Please also print these in printer.c: the promqltest runner re-parses
+ *  printed trees for its @-modifier checks.
  */
 #ifndef HS_PROMQL_AST_H
 #define HS_PROMQL_AST_H
@@ -170,6 +175,8 @@ struct promql_node {
             int at;            /* enum promql_at */
             int64_t at_ms;     /* for PROMQL_AT_TIME */
             struct promql_node *offset_expr; /* non-NULL: offset from step()/range() (seconds) */
+            bool anchored;                   /* "anchored" modifier (range selectors) */
+            bool smoothed;                   /* "smoothed" modifier */
         } sel;
         struct { /* PROMQL_NODE_MATRIX */
             struct promql_node *vector; /* a PROMQL_NODE_VECTOR holding matchers/offset/@ */
