@@ -228,12 +228,22 @@ size_t hs_format_double(double v, char *out, size_t out_len)
     else if (v == 0)
         n = snprintf(out, out_len, signbit(v) ? "-0" : "0");
     else {
-        n = 0;
-        for (int prec = 1; prec <= 17; prec++) {
-            n = snprintf(out, out_len, "%.*g", prec, v);
-            if (strtod(out, NULL) == v)
+        /* Shortest digits that round-trip, printed as Go's strconv 'g' with
+         * precision -1 does (what Prometheus clients write): exponent form
+         * when the decimal exponent is below -4 or at least 6. */
+        char e[40];
+        int prec = 1;
+        for (; prec <= 17; prec++) {
+            snprintf(e, sizeof(e), "%.*e", prec - 1, v);
+            if (strtod(e, NULL) == v)
                 break;
         }
+        const char *epos = strchr(e, 'e');
+        int exp = epos ? (int)strtol(epos + 1, NULL, 10) : 0;
+        if (exp < -4 || exp >= 6)
+            n = snprintf(out, out_len, "%s", e);
+        else
+            n = snprintf(out, out_len, "%.*f", prec - 1 - exp > 0 ? prec - 1 - exp : 0, v);
     }
     return n < 0 ? 0 : (size_t)n;
 }

@@ -97,6 +97,17 @@ static void format_double_round_trips_and_is_short(void **state)
     }
     hs_format_double(0.1, out, sizeof(out));
     assert_string_equal(out, "0.1");
+    /* As Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus clients use. */
+    const struct {
+        double v;
+        const char *want;
+    } go[] = {{10, "10"},           {100000, "100000"},     {1e6, "1e+06"},
+              {1234567, "1.234567e+06"}, {0.0001, "0.0001"}, {0.00001, "1e-05"},
+              {0.005, "0.005"},     {2.5, "2.5"},           {-123.25, "-123.25"}};
+    for (size_t i = 0; i < sizeof(go) / sizeof(go[0]); i++) {
+        hs_format_double(go[i].v, out, sizeof(out));
+        assert_string_equal(out, go[i].want);
+    }
     hs_format_double(NAN, out, sizeof(out));
     assert_string_equal(out, "NaN");
     hs_format_double(-INFINITY, out, sizeof(out));
