@@ -1,12 +1,15 @@
 /*
- * check.c - `holoscope check config FILE...`: validates configuration
- * files without starting anything, naming file, line and column of the
- * first problem in each.
+ * check.c - `holoscope check`: validates inputs without starting anything.
+ *   check config FILE...            configuration files, naming file:line:col
+ *   check metrics [--openmetrics]   an exposition read from stdin, as promtool
  */
 #include "cli/internal.h"
 
+#include "scrape/scrape.h"
+
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 const char cli_help_check[] =
     "NAME\n"
@@ -14,18 +17,32 @@ const char cli_help_check[] =
     "\n"
     "SYNOPSIS\n"
     "       holoscope check config FILE...\n"
+    "       holoscope check metrics [--openmetrics] < FILE\n"
     "\n"
     "DESCRIPTION\n"
     "       check config  parses each FILE as a holoscope configuration and checks\n"
     "                     every key, type and value as serve would, without starting\n"
     "                     anything. Problems are reported as FILE:LINE:COL: message.\n"
     "\n"
+    "       check metrics reads a metrics exposition from standard input and checks it\n"
+    "                     against the Prometheus text format 0.0.4, or with\n"
+    "                     --openmetrics against every rule of OpenMetrics 1.0. The first\n"
+    "                     error is printed with its line. Lint findings in promtool's\n"
+    "                     style (missing help, counters without _total, ...) are\n"
+    "                     printed as warnings and do not fail the check.\n"
+    "\n"
     "EXIT STATUS\n"
-    "       0 when every file is valid; 2 when a file is invalid or the command line\n"
-    "       is wrong; 1 when a file cannot be read.\n"
+    "       check config: 0 when every file is valid; 2 when a file is invalid or the\n"
+    "       command line is wrong; 1 when a file cannot be read.\n"
+    "       check metrics: 0 for valid input, 1 for invalid input (as promtool), 2 for a\n"
+    "       wrong command line.\n"
     "\n"
     "EXAMPLES\n"
-    "       holoscope check config holoscope.yml\n";
+    "       holoscope check config holoscope.yml\n"
+    "       curl -s http://127.0.0.1:8000/metrics | holoscope check metrics\n";
+
+/* Standard input is read up to this size. */
+#define MAX_METRICS_BYTES (256u << 20)
 
 static int check_config(int argc, char **argv)
 {
@@ -62,6 +79,53 @@ static int check_config(int argc, char **argv)
     return worst;
 }
 
+static int check_metrics(int argc, char **argv)
+{
+    int format = SCRAPE_FORMAT_TEXT;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--openmetrics") == 0) {
+            format = SCRAPE_FORMAT_OPENMETRICS;
+        } else {
+            fprintf(stderr, "holoscope check metrics: unexpected argument \"%s\" (the input is "
+                            "read from standard input)\n",
+                    argv[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    struct hs_buf in;
+    hs_buf_init(&in, MAX_METRICS_BYTES);
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+        if (n == 0)
+            break;
+        if (n < 0) {
+            perror("holoscope check metrics: reading standard input");
+            hs_buf_cleanup(&in);
+            return CLI_EXIT_FAILURE;
+        }
+        if (hs_buf_append(&in, chunk, (size_t)n) != HS_OK) {
+            fprintf(stderr, "holoscope check metrics: input larger than %u MiB\n",
+                    MAX_METRICS_BYTES >> 20);
+            hs_buf_cleanup(&in);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    struct hs_buf report;
+    hs_buf_init(&report, 0);
+    struct hs_err err = {0};
+    int rc = scrape_check_metrics(in.p ? in.p : "", in.len, format, &report, &err);
+    if (report.len > 0) {
+        /* promtool prints lint problems one per line; so do we, as warnings. */
+        fputs(report.p, stderr);
+    }
+    if (rc != HS_OK)
+        fprintf(stderr, "error while linting: %s\n", err.msg);
+    hs_buf_cleanup(&report);
+    hs_buf_cleanup(&in);
+    return rc == HS_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
 int cli_cmd_check(int argc, char **argv, char **envp)
 {
     (void)envp;
@@ -75,6 +139,8 @@ int cli_cmd_check(int argc, char **argv, char **envp)
     }
     if (strcmp(argv[1], "config") == 0)
         return check_config(argc - 2, argv + 2);
+    if (strcmp(argv[1], "metrics") == 0)
+        return check_metrics(argc - 2, argv + 2);
     fprintf(stderr, "holoscope check: unknown check \"%s\" (see holoscope check --help)\n",
             argv[1]);
     return CLI_EXIT_USAGE;

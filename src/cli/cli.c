@@ -48,6 +48,8 @@ static const struct cli_command commands[] = {
     {"serve", "run the store, API, dashboard and collectors", cli_help_serve, cli_cmd_serve},
     {"check", "validate a configuration file or metrics exposition", cli_help_check,
      cli_cmd_check},
+    {"promql-test", "run PromQL acceptance-test scripts", cli_help_promql_test,
+     cli_cmd_promql_test},
     {"version", "print version and build information", help_version, cmd_version},
     {"help", "show help for a command", help_help, cmd_help},
 };
@@ -80,7 +82,7 @@ static void print_top_help(FILE *out)
 {
     fputs(top_help, out);
     for (size_t i = 0; i < HS_ARRAY_LEN(commands); i++)
-        fprintf(out, "       %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "       %-12s %s\n", commands[i].name, commands[i].summary);
     fputs(top_help_tail, out);
 }
 

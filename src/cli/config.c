@@ -70,6 +70,26 @@ static const struct field schema[] = {
      "accept samples this much older than a series' newest (default 0s)"},
     {"storage.block_duration", NULL, F_DURATION, OFF(block_duration_ms),
      "span of the head before it is cut into a block (default 2h)"},
+    {"query.timeout", NULL, F_DURATION, OFF(query_timeout_ms),
+     "longest a query may run (default 2m)"},
+    {"query.lookback_delta", NULL, F_DURATION, OFF(query_lookback_ms),
+     "how far back an instant selector looks for a sample (default 5m)"},
+    {"query.max_samples", NULL, F_INT, OFF(query_max_samples),
+     "samples one query may hold in memory (default 50000000)"},
+    {"query.max_concurrency", NULL, F_INT, OFF(query_workers),
+     "queries run at the same time (default 2)"},
+    {"query.max_queued", NULL, F_INT, OFF(query_max_queued),
+     "queries waiting beyond the running ones; more get 503 (default 16)"},
+    {"api.enable_admin", NULL, F_BOOL, OFF(enable_admin_api),
+     "enable /api/v1/admin/tsdb/* (series deletion) (default false)"},
+    {"collectors.host", NULL, F_BOOL, OFF(collect_host),
+     "collect host metrics (CPU, memory, disks, network) (default true)"},
+    {"collectors.gpu", NULL, F_BOOL, OFF(collect_gpu),
+     "collect GPU metrics through NVML when a driver is present (default true)"},
+    {"collectors.interval", NULL, F_DURATION, OFF(collect_interval_ms),
+     "time between two collections (default 15s)"},
+    {"collectors.nvml_library", NULL, F_STR, OFF(nvml_library),
+     "NVML library to load (default libnvidia-ml.so.1)"},
 };
 
 void cli_config_init(struct cli_config *c)
@@ -91,6 +111,15 @@ void cli_config_init(struct cli_config *c)
     c->wal_fsync = CLI_WAL_FSYNC_INTERVAL;
     c->wal_fsync_interval_ms = 1000;
     c->block_duration_ms = 2 * 3600000LL;
+    c->query_timeout_ms = 120000;
+    c->query_lookback_ms = 300000;
+    c->query_max_samples = 50000000;
+    c->query_workers = 2;
+    c->query_max_queued = 16;
+    c->collect_host = true;
+    c->collect_gpu = true;
+    c->collect_interval_ms = 15000;
+    c->nvml_library = "libnvidia-ml.so.1";
     hs_arena_init(&c->strings, 4096, 0);
 }
 
@@ -456,7 +485,94 @@ int cli_config_validate(const struct cli_config *c, struct hs_err *err)
         return hs_err_set(err, HS_EINVAL, "storage.retention: must be greater than 0s");
     if (c->block_duration_ms < 60000)
         return hs_err_set(err, HS_EINVAL, "storage.block_duration: must be at least 1m");
+    if (c->query_timeout_ms <= 0 || c->query_lookback_ms <= 0)
+        return hs_err_set(err, HS_EINVAL,
+                          "query.timeout and query.lookback_delta must be greater than 0s");
+    if (c->query_workers < 1 || c->query_workers > 256)
+        return hs_err_set(err, HS_EINVAL, "query.max_concurrency: must be between 1 and 256");
+    if (c->collect_interval_ms < 100)
+        return hs_err_set(err, HS_EINVAL, "collectors.interval: must be at least 100ms");
+    if (c->query_max_samples < 1)
+        return hs_err_set(err, HS_EINVAL, "query.max_samples: must be at least 1");
     return HS_OK;
+}
+
+/* The text of one setting's effective value, in the form the file takes. */
+static void value_text(const struct cli_config *c, const struct field *f, char *out, size_t len)
+{
+    const char *base = (const char *)c + f->off;
+    switch (f->type) {
+    case F_STR: snprintf(out, len, "%s", *(const char *const *)base); break;
+    case F_BOOL: snprintf(out, len, "%s", *(const bool *)base ? "true" : "false"); break;
+    case F_INT: snprintf(out, len, "%lld", (long long)*(const int64_t *)base); break;
+    case F_DURATION: hs_format_duration(*(const int64_t *)base, out, len); break;
+    case F_BYTES: snprintf(out, len, "%llu", (unsigned long long)*(const uint64_t *)base); break;
+    case F_LOGLEVEL: {
+        static const char *names[] = {"debug", "info", "warn", "error"};
+        int l = *(const int *)base;
+        snprintf(out, len, "%s", l >= 0 && l < 4 ? names[l] : "info");
+        break;
+    }
+    case F_LOGFORMAT: snprintf(out, len, "%s", *(const int *)base ? "json" : "logfmt"); break;
+    case F_FSYNC: snprintf(out, len, "%s", *(const int *)base ? "batch" : "interval"); break;
+    default: snprintf(out, len, "?");
+    }
+}
+
+int cli_config_render_yaml(const struct cli_config *c, struct hs_buf *out)
+{
+    /* The schema is ordered so that keys of one section are adjacent. */
+    char prev[256] = "";
+    int rc = HS_OK;
+    for (size_t i = 0; i < HS_ARRAY_LEN(schema) && rc == HS_OK; i++) {
+        const char *path = schema[i].path;
+        /* Open every section level that differs from the previous key's. */
+        int depth = 0;
+        const char *p = path, *q = prev;
+        bool same = true;
+        for (;;) {
+            const char *dot = strchr(p, '.');
+            if (dot == NULL)
+                break;
+            size_t n = (size_t)(dot - p);
+            same = same && strncmp(p, q, n) == 0 && q[n] == '.';
+            if (!same)
+                rc = rc == HS_OK ? hs_buf_printf(out, "%*s%.*s:\n", 2 * depth, "", (int)n, p)
+                                 : rc;
+            depth++;
+            p = dot + 1;
+            if (same)
+                q += n + 1;
+        }
+        char v[256];
+        value_text(c, &schema[i], v, sizeof(v));
+        if (rc == HS_OK)
+            rc = hs_buf_printf(out, "%*s%s: ", 2 * depth, "", p);
+        if (rc == HS_OK)
+            rc = schema[i].type == F_STR ? hs_buf_json_str(out, v, strlen(v)) : hs_buf_puts(out, v);
+        if (rc == HS_OK)
+            rc = hs_buf_putc(out, '\n');
+        snprintf(prev, sizeof(prev), "%s", path);
+    }
+    return rc;
+}
+
+const char **cli_config_flag_pairs(const struct cli_config *c, struct hs_arena *arena)
+{
+    size_t n = HS_ARRAY_LEN(schema);
+    const char **pairs = hs_arena_alloc(arena, (2 * n + 1) * sizeof(*pairs));
+    if (pairs == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char v[256];
+        value_text(c, &schema[i], v, sizeof(v));
+        pairs[2 * i] = schema[i].path;
+        pairs[2 * i + 1] = hs_arena_strndup(arena, v, strlen(v));
+        if (pairs[2 * i + 1] == NULL)
+            return NULL;
+    }
+    pairs[2 * n] = NULL;
+    return pairs;
 }
 
 void cli_config_print_help(FILE *out)

@@ -44,6 +44,16 @@ struct cli_config {
     int64_t wal_fsync_interval_ms;
     int64_t ooo_window_ms;       /* storage.out_of_order_window */
     int64_t block_duration_ms;   /* storage.block_duration */
+    int64_t query_timeout_ms;    /* query.timeout */
+    int64_t query_lookback_ms;   /* query.lookback_delta */
+    int64_t query_max_samples;   /* query.max_samples */
+    int64_t query_workers;       /* query.max_concurrency */
+    int64_t query_max_queued;    /* query.max_queued */
+    bool enable_admin_api;       /* api.enable_admin */
+    bool collect_host;           /* collectors.host */
+    bool collect_gpu;            /* collectors.gpu */
+    int64_t collect_interval_ms; /* collectors.interval */
+    const char *nvml_library;    /* collectors.nvml_library */
     struct hs_ydoc *doc;         /* the parsed file, kept for module sections; may be NULL */
     struct hs_arena strings;     /* copies of strings from env and flags */
 };
@@ -68,6 +78,13 @@ HS_MUST_CHECK int cli_config_load(struct cli_config *c, int argc, char **argv, c
 /* Checks cross-field rules (listen address allowed, sizes sane). */
 HS_MUST_CHECK int cli_config_validate(const struct cli_config *c, struct hs_err *err);
 
+/* Appends the effective settings as YAML (for /api/v1/status/config). */
+HS_MUST_CHECK int cli_config_render_yaml(const struct cli_config *c, struct hs_buf *out);
+
+/* The effective settings as name/value pairs (for /api/v1/status/flags): a
+ * NULL-terminated array of strings allocated from 'arena'.  NULL on ENOMEM. */
+const char **cli_config_flag_pairs(const struct cli_config *c, struct hs_arena *arena);
+
 /* Prints the OPTIONS section of a serving command's help from the schema. */
 void cli_config_print_help(FILE *out);
 
@@ -84,8 +101,28 @@ struct cli_command {
 
 int cli_cmd_serve(int argc, char **argv, char **envp);
 int cli_cmd_check(int argc, char **argv, char **envp);
+int cli_cmd_promql_test(int argc, char **argv, char **envp);
 extern const char cli_help_serve[];
 extern const char cli_help_check[];
+extern const char cli_help_promql_test[];
+
+/* ---- query.c: the store as seen by the Prometheus HTTP API ---- */
+struct cli_lazy_storage;
+struct promql_storage;
+struct promql_matcher;
+struct tsdb;
+struct tsdb_status;
+/* A PromQL storage that answers "still opening" until cli_lazy_storage_open. */
+struct cli_lazy_storage *cli_lazy_storage_new(void);
+void cli_lazy_storage_view(struct cli_lazy_storage *l, struct promql_storage *out);
+void cli_lazy_storage_open(struct cli_lazy_storage *l, struct tsdb *db);
+void cli_lazy_storage_free(struct cli_lazy_storage *l);
+/* API callbacks; 'arg' is a struct tsdb ** (NULL while the store opens). */
+int cli_tsdb_status(void *arg, size_t top_n, struct tsdb_status *out, struct hs_err *err);
+void cli_tsdb_status_release(void *arg, struct tsdb_status *st);
+int cli_tsdb_delete(void *arg, const struct promql_matcher *ms, size_t n, int64_t mint_ms,
+                    int64_t maxt_ms, struct hs_err *err);
+int cli_tsdb_clean_tombstones(void *arg, struct hs_err *err);
 
 /* True when argv has -h or --help before a "--". */
 bool cli_wants_help(int argc, char **argv);

@@ -3,21 +3,30 @@
  *
  * Start-up order: configuration (file < env < flags) and logging; data
  * directory; event loop and signal events; HTTP server with the management
- * endpoints; then readiness.  SIGTERM and SIGINT start a graceful shutdown
+ * endpoints (so /-/healthy answers at once and /-/ready says 503 while
+ * starting); then the store is opened on a helper thread, which replays
+ * its WAL, and readiness turns true when that thread reports back.  SIGTERM and SIGINT start a graceful shutdown
  * (stop accepting, finish in-flight requests within shutdown_timeout, flush
  * state); a second signal stops at once.  SIGHUP (and POST /-/reload)
  * re-reads the configuration file and applies what can change live.
  *
- * Threading: everything here runs on the main thread, which runs the loop.
+ * Threading: everything here runs on the main thread, which runs the loop,
+ * except open_store_thread, which only opens the store and activates
+ * 'store_opened' (libevent is made thread-aware for that).
  */
 #include "cli/internal.h"
 
 #include "api/api.h"
+#include "collect/collect.h"
 #include "http/http.h"
+#include "promql/promql.h"
+#include "tsdb/tsdb.h"
 
 #include "buildinfo.h"
 
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +72,146 @@ struct server {
     struct api_metrics *metrics;
     struct api_admin admin;
     struct event *sig_term, *sig_int, *sig_hup;
+    struct event *store_opened; /* activated by the opener thread */
+    pthread_t opener;
+    bool has_opener;
+    struct tsdb *db;            /* written by the opener thread before it activates store_opened */
+    struct cli_lazy_storage *storage; /* PromQL's view of the store, usable before it opens */
+    struct promql_engine_opts engine_opts;
+    struct promql_engine *engine;
+    struct api_prom *prom;      /* the Prometheus HTTP API */
+    struct collect *collect;    /* host and GPU collectors; NULL when both are off */
+    struct hs_buf config_yaml;  /* effective settings for /api/v1/status/config */
+    struct hs_arena api_strings; /* strings the API borrows; outlive config reloads */
+    struct hs_err store_err;    /* idem, when opening failed */
+    double start_time_s;        /* process start, epoch seconds */
     bool is_stopping;
     int exit_code;
 };
+
+static void store_options(const struct cli_config *c, struct tsdb_options *o)
+{
+    tsdb_options_defaults(o);
+    o->retention_ms = c->retention_ms;
+    o->retention_bytes = c->retention_bytes;
+    o->wal_fsync = c->wal_fsync == CLI_WAL_FSYNC_BATCH ? TSDB_FSYNC_BATCH : TSDB_FSYNC_INTERVAL;
+    o->wal_fsync_interval_ms = c->wal_fsync_interval_ms;
+    o->ooo_window_ms = c->ooo_window_ms;
+    o->block_duration_ms = c->block_duration_ms;
+}
+
+static void *open_store_thread(void *arg)
+{
+    struct server *s = arg;
+    struct tsdb_options o;
+    store_options(&s->cfg, &o);
+    s->db = tsdb_open(s->cfg.data_dir, &o, &s->store_err);
+    event_active(s->store_opened, EV_READ, 0);
+    return NULL;
+}
+
+/* /metrics families of the collectors (their own samples go to the store). */
+static int collect_metrics(void *arg, struct hs_buf *out)
+{
+    struct collect_stats st;
+    collect_get_stats(arg, &st);
+    const struct {
+        const char *name;
+        const struct collect_collector_stats *c;
+    } all[] = {{"host", &st.host}, {"gpu", &st.gpu}};
+    int rc = api_expo_family(out, "holoscope_collector_up", "gauge",
+                             "Whether the last round of a collector succeeded.");
+    for (size_t i = 0; i < HS_ARRAY_LEN(all) && rc == HS_OK; i++) {
+        const char *ls[] = {"collector", all[i].name, NULL};
+        if (all[i].c->is_enabled)
+            rc = api_expo_sample(out, "holoscope_collector_up", ls, all[i].c->is_up ? 1 : 0);
+    }
+    if (rc == HS_OK)
+        rc = api_expo_family(out, "holoscope_collector_errors_total", "counter",
+                             "Failed reads and rejected samples of a collector.");
+    for (size_t i = 0; i < HS_ARRAY_LEN(all) && rc == HS_OK; i++) {
+        const char *ls[] = {"collector", all[i].name, NULL};
+        if (all[i].c->is_enabled)
+            rc = api_expo_sample(out, "holoscope_collector_errors_total", ls,
+                                 (double)all[i].c->errors_total);
+    }
+    if (rc == HS_OK)
+        rc = api_expo_family(out, "holoscope_collector_duration_seconds", "gauge",
+                             "Duration of a collector's last round.");
+    for (size_t i = 0; i < HS_ARRAY_LEN(all) && rc == HS_OK; i++) {
+        const char *ls[] = {"collector", all[i].name, NULL};
+        if (all[i].c->is_enabled)
+            rc = api_expo_sample(out, "holoscope_collector_duration_seconds", ls,
+                                 all[i].c->duration_seconds);
+    }
+    return rc;
+}
+
+static int start_collectors(struct server *s)
+{
+    if (!s->cfg.collect_host && !s->cfg.collect_gpu)
+        return HS_OK;
+    struct collect_config cc;
+    collect_config_defaults(&cc);
+    cc.host_enabled = s->cfg.collect_host;
+    cc.gpu_enabled = s->cfg.collect_gpu;
+    cc.interval_ms = s->cfg.collect_interval_ms;
+    cc.nvml_path = s->cfg.nvml_library;
+    struct hs_err err = {0};
+    s->collect = collect_new(&cc, s->db, &err);
+    if (s->collect == NULL || collect_start(s->collect, &err) != HS_OK ||
+        api_metrics_add_collector(s->metrics, collect_metrics, s->collect) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the collectors", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    return HS_OK;
+}
+
+static void on_store_opened(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *s = arg;
+    pthread_join(s->opener, NULL);
+    s->has_opener = false;
+    if (s->db == NULL) {
+        hs_log(HS_LOG_ERROR, "cannot open the store", HS_LSTR("data_dir", s->cfg.data_dir),
+               HS_LSTR("err", s->store_err.msg));
+        s->exit_code = CLI_EXIT_FAILURE;
+        event_base_loopbreak(s->base);
+        return;
+    }
+    struct tsdb_stats st;
+    tsdb_get_stats(s->db, &st);
+    if (api_metrics_add_collector(s->metrics, api_tsdb_collector, s->db) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "out of memory");
+        s->exit_code = CLI_EXIT_FAILURE;
+        event_base_loopbreak(s->base);
+        return;
+    }
+    cli_lazy_storage_open(s->storage, s->db);
+    if (start_collectors(s) != HS_OK) {
+        s->exit_code = CLI_EXIT_FAILURE;
+        event_base_loopbreak(s->base);
+        return;
+    }
+    hs_log(HS_LOG_INFO, "store ready", HS_LINT("series", (int64_t)st.head_series),
+           HS_LINT("replayed_samples", (int64_t)st.wal_replay_samples),
+           HS_LF64("replay_seconds", (double)st.wal_replay_ns / 1e9));
+    if (!s->is_stopping)
+        s->admin.is_ready = true;
+}
+
+static int start_store(struct server *s)
+{
+    s->store_opened = event_new(s->base, -1, 0, on_store_opened, s);
+    if (s->store_opened == NULL)
+        return HS_ENOMEM;
+    if (pthread_create(&s->opener, NULL, open_store_thread, s) != 0)
+        return HS_ENOMEM;
+    s->has_opener = true;
+    return HS_OK;
+}
 
 static int apply_logging(const struct cli_config *c)
 {
@@ -132,6 +278,50 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     http_server_shutdown(s->http, s->cfg.shutdown_timeout_ms, on_shutdown_done, s);
 }
 
+/* The PromQL engine and the Prometheus HTTP API over the (lazily opened) store. */
+static int start_query_api(struct server *s, struct hs_err *err)
+{
+    promql_engine_opts_default(&s->engine_opts);
+    s->engine_opts.lookback_ms = s->cfg.query_lookback_ms;
+    s->engine_opts.timeout_ms = s->cfg.query_timeout_ms;
+    s->engine_opts.max_samples = s->cfg.query_max_samples;
+    s->engine = promql_engine_new(&s->engine_opts);
+    s->storage = cli_lazy_storage_new();
+    hs_buf_init(&s->config_yaml, 0);
+    hs_arena_init(&s->api_strings, 4096, 0);
+    const char **flags = cli_config_flag_pairs(&s->cfg, &s->api_strings);
+    if (s->engine == NULL || s->storage == NULL || flags == NULL ||
+        cli_config_render_yaml(&s->cfg, &s->config_yaml) != HS_OK)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    char retention[32];
+    hs_format_duration(s->cfg.retention_ms, retention, sizeof(retention));
+    char *retention_copy = hs_arena_strndup(&s->api_strings, retention, strlen(retention));
+    if (retention_copy == NULL)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    struct api_prom_config pc = {0};
+    pc.engine = s->engine;
+    cli_lazy_storage_view(s->storage, &pc.storage);
+    pc.engine_opts = &s->engine_opts;
+    pc.workers = (int)s->cfg.query_workers;
+    pc.max_queued = (int)s->cfg.query_max_queued;
+    pc.timeout_ms = s->cfg.query_timeout_ms;
+    pc.enable_admin = s->cfg.enable_admin_api;
+    pc.config_yaml = s->config_yaml.p;
+    pc.flags = flags;
+    pc.storage_retention = retention_copy;
+    pc.start_time_s = s->start_time_s;
+    pc.tsdb_status = cli_tsdb_status;
+    pc.tsdb_status_release = cli_tsdb_status_release;
+    pc.tsdb_status_arg = &s->db;
+    pc.delete_series = cli_tsdb_delete;
+    pc.clean_tombstones = cli_tsdb_clean_tombstones;
+    pc.admin_arg = &s->db;
+    s->prom = api_prom_new(s->base, &pc, err);
+    if (s->prom == NULL)
+        return err ? err->code : HS_ENOMEM;
+    return api_prom_register(s->prom, s->http);
+}
+
 static int start_http(struct server *s, struct hs_err *err)
 {
     struct http_server_config hc;
@@ -147,7 +337,7 @@ static int start_http(struct server *s, struct hs_err *err)
     s->http = http_server_new(s->base, &hc, err);
     if (s->http == NULL)
         return err ? err->code : HS_ENOMEM;
-    s->metrics = api_metrics_new(hs_now_seconds());
+    s->metrics = api_metrics_new(s->start_time_s);
     if (s->metrics == NULL)
         return hs_err_set(err, HS_ENOMEM, "out of memory");
     s->admin.metrics = s->metrics;
@@ -156,8 +346,10 @@ static int start_http(struct server *s, struct hs_err *err)
     http_server_set_observer(s->http, api_metrics_observe_http, s->metrics);
     http_server_set_error_formatter(s->http, api_error_formatter, NULL);
     int rc = api_admin_register(s->http, &s->admin);
+    if (rc == HS_OK)
+        rc = start_query_api(s, err);
     if (rc != HS_OK)
-        return hs_err_set(err, rc, "registering routes: %s", hs_strerror(rc));
+        return err && err->code ? err->code : hs_err_set(err, rc, "%s", hs_strerror(rc));
     return http_server_start(s->http, err);
 }
 
@@ -171,14 +363,28 @@ static int add_signal(struct server *s, int sig, struct event **ev)
 
 static void server_cleanup(struct server *s)
 {
+    if (s->has_opener)
+        pthread_join(s->opener, NULL);
+    if (s->store_opened)
+        event_free(s->store_opened);
     if (s->sig_term)
         event_free(s->sig_term);
     if (s->sig_int)
         event_free(s->sig_int);
     if (s->sig_hup)
         event_free(s->sig_hup);
+    api_prom_free(s->prom); /* before the server: it finishes held requests */
     http_server_free(s->http);
     api_metrics_free(s->metrics);
+    promql_engine_free(s->engine);
+    cli_lazy_storage_free(s->storage);
+    hs_buf_cleanup(&s->config_yaml);
+    hs_arena_cleanup(&s->api_strings);
+    collect_free(s->collect); /* stops its thread: no appends after this */
+    if (s->db != NULL) {
+        tsdb_close(s->db); /* flushes and fsyncs the WAL */
+        hs_log(HS_LOG_INFO, "store closed");
+    }
     if (s->base)
         event_base_free(s->base);
     cli_config_cleanup(&s->cfg);
@@ -190,6 +396,10 @@ static int run(struct server *s)
     int rc = hs_mkdir_p(s->cfg.data_dir, &err);
     if (rc != HS_OK) {
         hs_log(HS_LOG_ERROR, "cannot use the data directory", HS_LSTR("err", err.msg));
+        return CLI_EXIT_FAILURE;
+    }
+    if (evthread_use_pthreads() != 0) {
+        hs_log(HS_LOG_ERROR, "cannot make the event loop thread-aware");
         return CLI_EXIT_FAILURE;
     }
     s->base = event_base_new();
@@ -211,10 +421,12 @@ static int run(struct server *s)
            HS_LSTR("revision", HS_COMMIT), HS_LSTR("data_dir", s->cfg.data_dir));
     hs_log(HS_LOG_INFO, "listening", HS_LSTR("listen", s->cfg.listen),
            HS_LINT("port", http_server_port(s->http)));
-    s->admin.is_ready = true;
+    if (start_store(s) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the store opener thread");
+        return CLI_EXIT_FAILURE;
+    }
     event_base_dispatch(s->base);
-    hs_log(HS_LOG_INFO, "holoscope stopped");
-    return CLI_EXIT_OK;
+    return s->exit_code;
 }
 
 int cli_cmd_serve(int argc, char **argv, char **envp)
@@ -230,6 +442,7 @@ int cli_cmd_serve(int argc, char **argv, char **envp)
     s.argc = argc - 1;
     s.argv = argv + 1;
     s.envp = envp;
+    s.start_time_s = hs_now_seconds();
     cli_config_init(&s.cfg);
     struct hs_err err = {0};
     int *rest = hs_calloc((size_t)argc + 1, sizeof(int));
@@ -256,5 +469,7 @@ int cli_cmd_serve(int argc, char **argv, char **envp)
     signal(SIGPIPE, SIG_IGN);
     int code = run(&s);
     server_cleanup(&s);
+    hs_log(code == CLI_EXIT_OK ? HS_LOG_INFO : HS_LOG_ERROR, "holoscope stopped",
+           HS_LINT("exit_code", code));
     return code;
 }

@@ -31,9 +31,9 @@ def run(args, env=None, input_bytes=None, timeout=60):
 class Server:
     """`holoscope serve` on 127.0.0.1 with a free port and a temporary data dir."""
 
-    def __init__(self, args=(), env=None, limit_s=120, config=None):
+    def __init__(self, args=(), env=None, limit_s=120, config=None, data=None, wait_ready=True):
         self.tmp = tempfile.mkdtemp(prefix="hs-e2e-")
-        self.data = os.path.join(self.tmp, "data")
+        self.data = data or os.path.join(self.tmp, "data")
         argv = [BIN, "serve", "--listen", "127.0.0.1:0", "--data", self.data]
         if config is not None:
             path = os.path.join(self.tmp, "holoscope.yml")
@@ -51,6 +51,18 @@ class Server:
         self.watchdog.start()
         self.port = self._wait_port()
         self.base = "http://127.0.0.1:%d" % self.port
+        if wait_ready:
+            self._wait_ready()
+
+    def _wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.get("/-/ready")[0] == 200:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("holoscope exited (%d):\n%s" % (self.proc.returncode, self.logs()))
+            time.sleep(0.02)
+        raise RuntimeError("holoscope did not become ready:\n" + self.logs())
 
     def _wait_port(self, timeout=30):
         deadline = time.time() + timeout

@@ -45,6 +45,11 @@ class ServeEndToEnd(unittest.TestCase):
         self.assertIn('holoscope_http_requests_total{code="404",handler="other"} 1', text)
         self.assertIn("holoscope_build_info{", text)
         self.assertIn("process_resident_memory_bytes ", text)
+        self.assertRegex(text, r"\nholoscope_tsdb_samples_appended_total \d+\n")
+        self.assertRegex(text, r"\nholoscope_tsdb_head_series \d+\n")
+        self.assertIn('holoscope_collector_up{collector="host"} 1', text)
+        self.assertIn('holoscope_http_request_duration_seconds_bucket{handler="/-/healthy",le="10"}',
+                      text)
         self.assertIn('holoscope_http_request_duration_seconds_bucket{handler="/-/healthy",le="+Inf"} 1',
                       text)
         promtool = shutil.which("promtool")
@@ -60,6 +65,50 @@ class ServeEndToEnd(unittest.TestCase):
         self.assertIn(b"holoscope_build_info", gzip.decompress(body))
         status, headers, body = self.srv.get("/metrics")
         self.assertNotIn("Content-Encoding", headers)
+
+    def test_prometheus_query_api_answers_and_reports_bad_queries_as_bad_data(self):
+        status, _, body = self.srv.get("/api/v1/query?query=vector(1)%2B1&time=100")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"status": "success", "data": {
+            "resultType": "vector", "result": [{"metric": {}, "value": [100, "2"]}]}})
+        status, _, body = self.srv.get("/api/v1/query_range?query=time()&start=0&end=60&step=30")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["data"]["result"][0]["values"],
+                         [[0, "0"], [30, "30"], [60, "60"]])
+        status, _, body = self.srv.get("/api/v1/query?query=sum(")
+        self.assertEqual(status, 400)
+        doc = json.loads(body)
+        self.assertEqual(doc["errorType"], "bad_data")
+        self.assertIn("parse error", doc["error"])
+        status, _, body = self.srv.get("/api/v1/labels")
+        self.assertEqual(status, 200, body)
+        self.assertIn("__name__", json.loads(body)["data"])
+        status, _, body = self.srv.get("/api/v1/status/buildinfo")
+        self.assertEqual(status, 200)
+        self.assertIn("holoscopeVersion", json.loads(body)["data"])
+        status, _, body = self.srv.get("/api/v1/status/config")
+        self.assertIn("retention:", json.loads(body)["data"]["yaml"])
+        status, _, body = self.srv.get("/api/v1/admin/tsdb/delete_series?match[]=up", method="POST",
+                                       data=b"")
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["error"], "admin APIs disabled")
+
+    def test_host_collector_samples_are_stored_and_queryable(self):
+        # The collector's first round runs when the store opens.
+        deadline = time.time() + 20
+        result = []
+        while time.time() < deadline and not result:
+            status, _, body = self.srv.get(
+                "/api/v1/query?query=count%20by%20(mode)%20(node_cpu_seconds_total)")
+            self.assertEqual(status, 200, body)
+            result = json.loads(body)["data"]["result"]
+            time.sleep(0.1)
+        modes = {r["metric"]["mode"] for r in result}
+        self.assertTrue({"user", "system", "idle"} <= modes, modes)
+        status, _, body = self.srv.get('/api/v1/series?match[]=node_load1')
+        series = json.loads(body)["data"]
+        self.assertEqual(len(series), 1)
+        self.assertEqual(series[0]["job"], "node")
 
     def test_unknown_path_and_wrong_method_get_prometheus_style_json_errors(self):
         status, headers, body = self.srv.get("/nope")
@@ -112,6 +161,7 @@ class ServeEndToEnd(unittest.TestCase):
         logs = self.srv.logs()
         self.assertIn("msg=\"shutting down\"", logs)
         self.assertIn("msg=\"holoscope stopped\"", logs)
+        self.assertIn("msg=\"store closed\"", logs)
         self.assertNotIn("ERROR: AddressSanitizer", logs)
         self.assertNotIn("runtime error", logs)
 
@@ -127,7 +177,7 @@ class CommandLine(unittest.TestCase):
         code, out, _ = holo.run(["--help"])
         self.assertEqual(code, 0)
         self.assertIn("SYNOPSIS", out)
-        for cmd in ("serve", "check", "version", "help"):
+        for cmd in ("serve", "check", "promql-test", "version", "help"):
             code, out, _ = holo.run([cmd, "--help"])
             self.assertEqual(code, 0, cmd)
             for section in ("NAME", "SYNOPSIS", "EXIT STATUS"):
@@ -162,6 +212,30 @@ class CommandLine(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_check_metrics_accepts_every_engine_fixture_and_rejects_broken_input(self):
+        shared = os.environ.get("HS_SHARED_DIR") or os.path.join(
+            os.path.dirname(__file__), "..", "..", "..", "shared")
+        fixtures = os.path.join(shared, "fixtures", "exposition")
+        names = sorted(n for n in os.listdir(fixtures) if n.endswith(".prom"))
+        self.assertGreater(len(names), 5)
+        for name in names:
+            with open(os.path.join(fixtures, name), "rb") as f:
+                code, out, err = holo.run(["check", "metrics"], input_bytes=f.read())
+            self.assertEqual(code, 0, name + ": " + err[-500:])
+        code, _, err = holo.run(["check", "metrics"], input_bytes=b'a{b="c" 1\n')
+        self.assertEqual(code, 1)
+        self.assertIn("line 1:", err)
+        code, _, err = holo.run(["check", "metrics", "--openmetrics"],
+                                input_bytes=b"# TYPE a counter\na_total 1\n")
+        self.assertEqual(code, 1)
+        self.assertIn('missing "# EOF"', err)
+        code, _, err = holo.run(["check", "metrics"],
+                                input_bytes=b"# TYPE foo counter\nfoo 1\n")
+        self.assertEqual(code, 0)
+        self.assertIn('foo counter metrics should have "_total" suffix', err)
+        code, _, err = holo.run(["check", "metrics", "extra"])
+        self.assertEqual(code, 2)
+
     def test_serve_rejects_bad_flags_and_non_loopback_listen_with_exit_code_2(self):
         code, _, err = holo.run(["serve", "--no-such-flag"])
         self.assertEqual(code, 2)
@@ -183,6 +257,17 @@ class CommandLine(unittest.TestCase):
         srv = holo.Server(args=["--log.format", "logfmt"], env={"HOLOSCOPE_LOG_FORMAT": "json"})
         try:
             self.assertIn("msg=listening", srv.logs())
+        finally:
+            srv.close()
+
+    def test_a_data_directory_in_use_by_another_process_is_a_runtime_failure(self):
+        srv = holo.Server()
+        try:
+            code, _, err = holo.run(["serve", "--listen", "127.0.0.1:0", "--data", srv.data],
+                                    timeout=30)
+            self.assertEqual(code, 1)
+            self.assertIn("cannot open the store", err)
+            self.assertEqual(srv.get("/-/healthy")[0], 200)
         finally:
             srv.close()
 
