@@ -58,7 +58,7 @@ struct hs_err {
     size_t pos;
     int line;
     int col;
-    char msg[256];
+    char msg[512];
 };
 
 const char *hs_strerror(int code);

@@ -574,7 +574,7 @@ static int eval_vector_sel(struct promql__ctx *c, const struct promql_node *n,
         return rc;
     /* timestamp()/start_timestamp() of a selector with @ look up at the @ time
      * itself: Prometheus replaces the offset there. */
-    if (want != 0 && n->u.sel.at != PROMQL_AT_NONE)
+    if ((want == 1 || want == 2) && n->u.sel.at != PROMQL_AT_NONE)
         offset = 0;
     eff = eff_times(c, g, n->u.sel.at, n->u.sel.at_ms, offset, &mn, &mx);
     if (eff == NULL)
@@ -607,7 +607,7 @@ static int eval_vector_sel(struct promql__ctx *c, const struct promql_node *n,
             size_t lo = p - 1;
             if (m->t[lo] <= eff[i] - lb || promql__is_stale(m->v[lo]))
                 continue;
-            if (want == 1)
+            if (want == 1 || want == 3)
                 s->v[i] = (double)m->t[lo] / 1000.0;
             else if (want == 2)
                 s->v[i] = m->st != NULL ? (double)m->st[lo] / 1000.0 : 0;

@@ -418,16 +418,106 @@ static void hsort_rev(struct hent *h, size_t n, bool rev)
     }
 }
 
+/* XXH64 (seed 0), the hash Prometheus' labels.Hash() uses. */
+#define XXP1 11400714785074694791ULL
+#define XXP2 14029467366897019727ULL
+#define XXP3 1609587929392839161ULL
+#define XXP4 9650029242287828579ULL
+#define XXP5 2870177450012600261ULL
+
+static uint64_t rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t rd32(const unsigned char *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+}
+
+static uint64_t xx_round(uint64_t acc, uint64_t in)
+{
+    acc += in * XXP2;
+    acc = rotl64(acc, 31);
+    return acc * XXP1;
+}
+
+static uint64_t xx_merge(uint64_t acc, uint64_t v)
+{
+    acc ^= xx_round(0, v);
+    return acc * XXP1 + XXP4;
+}
+
+uint64_t promql__xxh64(const void *data, size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+    uint64_t h;
+    if (len >= 32) {
+        uint64_t v1 = XXP1 + XXP2, v2 = XXP2, v3 = 0, v4 = 0 - XXP1;
+        while (end - p >= 32) {
+            v1 = xx_round(v1, rd64(p));
+            v2 = xx_round(v2, rd64(p + 8));
+            v3 = xx_round(v3, rd64(p + 16));
+            v4 = xx_round(v4, rd64(p + 24));
+            p += 32;
+        }
+        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        h = xx_merge(h, v1);
+        h = xx_merge(h, v2);
+        h = xx_merge(h, v3);
+        h = xx_merge(h, v4);
+    } else {
+        h = XXP5;
+    }
+    h += (uint64_t)len;
+    while (end - p >= 8) {
+        h ^= xx_round(0, rd64(p));
+        h = rotl64(h, 27) * XXP1 + XXP4;
+        p += 8;
+    }
+    if (end - p >= 4) {
+        h ^= rd32(p) * XXP1;
+        h = rotl64(h, 23) * XXP2 + XXP3;
+        p += 4;
+    }
+    while (p < end) {
+        h ^= (uint64_t)(*p) * XXP5;
+        h = rotl64(h, 11) * XXP1;
+        p++;
+    }
+    h ^= h >> 33;
+    h *= XXP2;
+    h ^= h >> 29;
+    h *= XXP3;
+    h ^= h >> 32;
+    return h;
+}
+
+/* Prometheus' sampling offset of a series for limit_ratio: Hash(labels) / MaxUint64. */
 static double ratio_offset(const struct hs_labels *ls)
 {
     struct hs_buf b;
     uint64_t h;
+    int rc = HS_OK;
     hs_buf_init(&b, 0);
-    if (hs_labels_format(ls, &b) != HS_OK) {
-        hs_buf_cleanup(&b);
-        return 0;
+    for (size_t i = 0; i < ls->n && rc == HS_OK; i++) {
+        rc = hs_buf_puts(&b, ls->v[i].name);
+        if (rc == HS_OK)
+            rc = hs_buf_putc(&b, (char)0xff);
+        if (rc == HS_OK)
+            rc = hs_buf_puts(&b, ls->v[i].value);
+        if (rc == HS_OK)
+            rc = hs_buf_putc(&b, (char)0xff);
     }
-    h = hs_hash64(b.p, b.len, 0);
+    h = promql__xxh64(b.p != NULL ? b.p : "", b.len);
     hs_buf_cleanup(&b);
     return (double)h / 18446744073709551615.0;
 }

@@ -1642,7 +1642,7 @@ int promql__eval_call(struct promql__ctx *c, const struct promql_node *n,
         return HS_OK;
     case PROMQL__F_MIN_OF:
     case PROMQL__F_MAX_OF: {
-        double *a, *b;
+        double *a = NULL, *b = NULL;
         rc = scalar_arg(c, n->u.call.args[0], g, &a);
         if (rc == HS_OK)
             rc = scalar_arg(c, n->u.call.args[1], g, &b);
@@ -1655,7 +1655,7 @@ int promql__eval_call(struct promql__ctx *c, const struct promql_node *n,
         return HS_OK;
     }
     case PROMQL__F_VECTOR: {
-        double *v;
+        double *v = NULL;
         struct promql__series *s;
         rc = scalar_arg(c, n->u.call.args[0], g, &v);
         if (rc != HS_OK)

@@ -154,7 +154,7 @@ static int fetch_info(struct promql__ctx *c, const struct promql_node *n, const 
     sel.u.sel.offset_ms = offset;
     sel.u.sel.at = at;
     sel.u.sel.at_ms = at_ms;
-    return promql__eval_timestamp_sel(c, &sel, g, 1, out);
+    return promql__eval_timestamp_sel(c, &sel, g, 3, out);
 }
 
 /* Signature of 'ls' for info metric 'name': name plus the identifying labels. */
@@ -320,7 +320,7 @@ static int join_one(struct promql__ctx *c, const struct minfo *mi, const struct 
 int promql__eval_info(struct promql__ctx *c, const struct promql_node *n,
                       const struct promql__grid *g, struct promql__val *out)
 {
-    struct minfo mi;
+    struct minfo mi = {0};
     struct promql__val base, info;
     struct outset o;
     struct promql__map sigs;

@@ -1,11 +1,12 @@
 /*
- * functions.c - the PromQL function table and the float implementations of
- * the functions that work sample by sample (math, clamp, round, date
- * functions).  The table is shared with the parser, which checks arity and
- * argument types against it; the evaluator (eval_funcs.c) dispatches on the
- * entry's position in the table (enum promql__func_id in internal.h).
+ * functions.c - the PromQL function table.  The parser checks arity and
+ * argument types against it (see the CHANGE note in ast.h for optional
+ * arguments); the evaluator (eval_funcs.c) dispatches on an entry's position
+ * in the table, enum promql__func_id in internal.h.
  *
- * The order of entries MUST match enum promql__func_id.
+ * The order of entries MUST match enum promql__func_id; entries marked
+ * experimental are refused when the engine runs without experimental
+ * features.
  */
 #include "promql/internal.h"
 

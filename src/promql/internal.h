@@ -241,7 +241,9 @@ HS_MUST_CHECK int promql__labels_key(const struct hs_labels *ls, struct hs_buf *
  * series without any value; keeps order. */
 HS_MUST_CHECK int promql__merge_same(struct promql__ctx *c, struct promql__val *v, size_t nsteps);
 /* timestamp(selector) (want 1) or start_timestamp(selector) (want 2): the
- * samples' own times or their start timestamps, in seconds. */
+ * samples' own times or their start timestamps, in seconds; with @ the
+ * selector's offset is ignored, as Prometheus does for these two functions.
+ * want 3: sample times with offset and @ applied normally (info()). */
 HS_MUST_CHECK int promql__eval_timestamp_sel(struct promql__ctx *c, const struct promql_node *n,
                                              const struct promql__grid *g, int want,
                                              struct promql__val *out);
@@ -256,6 +258,9 @@ HS_MUST_CHECK int promql__count_overlap(struct promql__ctx *c, const char *metri
 /* eval_agg.c */
 HS_MUST_CHECK int promql__eval_aggregate(struct promql__ctx *c, const struct promql_node *n,
                                          const struct promql__grid *g, struct promql__val *out);
+
+/* XXH64 with seed 0 (the hash behind Prometheus' labels.Hash()). */
+uint64_t promql__xxh64(const void *data, size_t len);
 
 /* eval_funcs.c */
 /* Labels absent() gives for a selector: its equality matchers but __name__. */

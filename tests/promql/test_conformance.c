@@ -139,10 +139,8 @@ static void conformance_experimental_files_are_run_and_reported(void **state)
         char *p = testdata_path(exp_files[i]);
         struct hs_err err;
         hs_err_clear(&err);
-        if (promql_test_run_file(p, NULL, &tot, NULL, NULL, &err) != HS_OK)
+        if (promql_test_run_file(p, stdout, &tot, NULL, NULL, &err) != HS_OK)
             printf("%s: not run: %s\n", exp_files[i], err.msg);
-        else
-            printf("%s: run\n", exp_files[i]);
         free(p);
     }
     printf("experimental: %d passed, %d failed, %d skipped\n", tot.passed, tot.failed, tot.skipped);

@@ -266,9 +266,20 @@ static void eval_smoothed_modifier_is_refused_for_other_functions(void **state)
                                     "rate - not with max_over_time");
 }
 
+static void xxh64_matches_the_reference_vectors(void **state)
+{
+    (void)state;
+    assert_true(promql__xxh64("", 0) == 0xef46db3751d8e999ULL);
+    assert_true(promql__xxh64("a", 1) == 0xd24ec4f1a98c6e5bULL);
+    assert_true(promql__xxh64("abc", 3) == 0x44bc2cf5ad770999ULL);
+    const char *s = "Nobody inspects the spammish repetition";
+    assert_true(promql__xxh64(s, strlen(s)) == 0xfbcea83c8a378bf1ULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(xxh64_matches_the_reference_vectors),
         cmocka_unit_test_setup_teardown(eval_fill_modifiers_fill_a_missing_operand, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(eval_fill_with_a_comparison_keeps_the_left_value_and_name,
