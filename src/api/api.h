@@ -289,4 +289,85 @@ void api_prom_free(struct api_prom *p);
 
 /* ---- end of Prometheus HTTP API ---- */
 
+/* ---- remote-write receiver ---- */
+/*
+ * POST /api/v1/write (remote_write.c): the Prometheus remote-write 1.0
+ * receiver.  The body (snappy block of a protobuf WriteRequest) is decoded
+ * and validated by export_rw_decode, then every sample goes through one
+ * tsdb appender, committed once per request.  Answers, as the spec asks:
+ *   204  everything stored;
+ *   400  corrupt snappy, malformed protobuf, invalid labels (nothing stored),
+ *        or samples the store rejected (out of order, duplicate timestamp
+ *        with another value, too old, over a series limit): the accepted
+ *        samples of the request are still stored (partial ingestion, which
+ *        the spec allows) and the body says how many were rejected and why;
+ *   413  body or decoded request past a ceiling;
+ *   415  Content-Encoding other than snappy, Content-Type other than
+ *        application/x-protobuf (remote-write 2.0 included), or an
+ *        X-Prometheus-Remote-Write-Version whose major is not 0 or 1;
+ *   500  out of memory or a storage (WAL) error: the sender retries.
+ * Missing Content-Type, Content-Encoding or version headers are accepted as
+ * 1.0 (as Prometheus does).  Error bodies are one line of plain text.
+ * Every answer carries X-Prometheus-Remote-Write-Version: 0.1.0.
+ *
+ * Decoding and appending run on the loop thread (the appender is
+ * thread-safe and fast; with wal_fsync = batch the commit's fsync blocks the
+ * loop).  Counters are atomics: api_remote_write_get_stats and the collector
+ * may run on any thread.
+ */
+#include "export/export.h"
+
+struct api_remote_write_config {
+    size_t max_body_bytes;          /* compressed body; beyond: 413; 0 = 16 MiB (the server's
+                                       own max_body_bytes applies first) */
+    struct export_rw_limits limits; /* decode ceilings (export.h) */
+};
+
+/* Fills the defaults: 16 MiB bodies and export_rw_limits_defaults. */
+void api_remote_write_config_defaults(struct api_remote_write_config *c);
+
+/* Totals since registration. */
+struct api_remote_write_stats {
+    uint64_t requests;              /* requests answered */
+    uint64_t requests_by_code[6];   /* 204, 400, 413, 415, 500, other */
+    uint64_t bytes_received;        /* compressed body bytes */
+    uint64_t bytes_decompressed;    /* protobuf bytes of decoded requests */
+    uint64_t samples_received;      /* samples of decoded requests */
+    uint64_t samples_appended;      /* accepted by the store and committed */
+    uint64_t rejected_out_of_order; /* store said "out of order sample" */
+    uint64_t rejected_duplicate;    /* same timestamp, another value */
+    uint64_t rejected_too_old;      /* before the head or the retention horizon */
+    uint64_t rejected_limit;        /* a series or label limit of the store */
+    uint64_t rejected_other;        /* any other refusal of the store */
+    uint64_t exemplars_dropped;     /* received and not stored */
+    uint64_t histograms_dropped;    /* native histogram samples, not stored */
+    uint64_t metadata_dropped;      /* MetricMetadata entries, not stored */
+};
+
+struct api_remote_write;
+
+/*
+ * Routes POST /api/v1/write on 'srv' (handler name "/api/v1/write"),
+ * writing into 'db' (borrowed; must outlive the server's use of the route).
+ * 'cfg' is copied; NULL means defaults.  Returns the receiver, which the
+ * caller frees with api_remote_write_free after http_server_free, or NULL
+ * with err set (out of memory, route refused).
+ */
+struct api_remote_write *api_remote_write_register(struct http_server *srv, struct tsdb *db,
+                                                   const struct api_remote_write_config *cfg,
+                                                   struct hs_err *err);
+
+/* Frees the receiver.  NULL is a no-op. */
+void api_remote_write_free(struct api_remote_write *rw);
+
+/* Copies the counters.  Threading: any thread. */
+void api_remote_write_get_stats(const struct api_remote_write *rw,
+                                struct api_remote_write_stats *out);
+
+/* A collector (api_collector_fn) writing the counters as
+ * holoscope_remote_write_* families; 'arg' is the struct api_remote_write *. */
+int api_remote_write_collector(void *arg, struct hs_buf *out);
+
+/* ---- end of remote-write receiver ---- */
+
 #endif

@@ -81,6 +81,7 @@ struct server {
     struct promql_engine *engine;
     struct api_prom *prom;      /* the Prometheus HTTP API */
     struct collect *collect;    /* host and GPU collectors; NULL when both are off */
+    struct api_remote_write *rw; /* POST /api/v1/write, routed once the store is open */
     struct hs_buf config_yaml;  /* effective settings for /api/v1/status/config */
     struct hs_arena api_strings; /* strings the API borrows; outlive config reloads */
     struct hs_err store_err;    /* idem, when opening failed */
@@ -190,6 +191,15 @@ static void on_store_opened(evutil_socket_t fd, short what, void *arg)
         return;
     }
     cli_lazy_storage_open(s->storage, s->db);
+    struct hs_err err = {0};
+    s->rw = api_remote_write_register(s->http, s->db, NULL, &err);
+    if (s->rw == NULL ||
+        api_metrics_add_collector(s->metrics, api_remote_write_collector, s->rw) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the remote-write receiver", HS_LSTR("err", err.msg));
+        s->exit_code = CLI_EXIT_FAILURE;
+        event_base_loopbreak(s->base);
+        return;
+    }
     if (start_collectors(s) != HS_OK) {
         s->exit_code = CLI_EXIT_FAILURE;
         event_base_loopbreak(s->base);
@@ -375,6 +385,7 @@ static void server_cleanup(struct server *s)
         event_free(s->sig_hup);
     api_prom_free(s->prom); /* before the server: it finishes held requests */
     http_server_free(s->http);
+    api_remote_write_free(s->rw); /* after the server: no request can reach it now */
     api_metrics_free(s->metrics);
     promql_engine_free(s->engine);
     cli_lazy_storage_free(s->storage);

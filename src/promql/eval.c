@@ -566,7 +566,7 @@ static int eval_smoothed_sel(struct promql__ctx *c, const struct promql_node *n,
 static int eval_vector_sel(struct promql__ctx *c, const struct promql_node *n,
                            const struct promql__grid *g, int want, struct promql__val *out)
 {
-    int64_t mn, mx, lb = c->opts->lookback_ms, offset;
+    int64_t mn = 0, mx = 0, lb = c->opts->lookback_ms, offset = 0;
     int64_t *eff;
     struct loaded ld;
     int rc = dur_ms(c, n->u.sel.offset_expr, n->u.sel.offset_ms, &offset);
@@ -626,7 +626,7 @@ static int eval_matrix_sel(struct promql__ctx *c, const struct promql_node *n,
                            const struct promql__grid *g, struct promql__val *out)
 {
     const struct promql_node *sel = n->u.matrix.vector;
-    int64_t mn, mx, range, offset;
+    int64_t mn = 0, mx = 0, range = 0, offset = 0;
     int64_t *eff;
     struct loaded ld;
     int rc = dur_ms(c, n->u.matrix.range_expr, n->u.matrix.range_ms, &range);
@@ -660,7 +660,7 @@ static int eval_matrix_sel(struct promql__ctx *c, const struct promql_node *n,
 static int eval_subquery(struct promql__ctx *c, const struct promql_node *n,
                          const struct promql__grid *g, struct promql__val *out)
 {
-    int64_t mn, mx, range, step, offset;
+    int64_t mn = 0, mx = 0, range = 0, step = 0, offset = 0;
     int64_t *eff;
     struct promql__grid ig;
     struct promql__val iv;

@@ -344,8 +344,8 @@ static int parse_values(const char *s, struct slot **outv, size_t *outn, bool *h
         n++;                                                                                       \
     } while (0)
     for (;;) {
-        const char *w;
-        size_t wl;
+        const char *w = NULL;
+        size_t wl = 0;
         while (*s == ' ' || *s == '\t')
             s++;
         if (*s == '\0')
@@ -1182,8 +1182,8 @@ static int parse_st_items(const char *s, struct slot **outv, size_t *outn)
     if (v == NULL)
         return HS_ENOMEM;
     for (;;) {
-        const char *w;
-        size_t wl;
+        const char *w = NULL;
+        size_t wl = 0;
         int64_t a = 0, b = 0, rep = 0;
         bool empty = false;
         if (!word(&s, &w, &wl))
@@ -1251,8 +1251,8 @@ bad:
 
 static int cmd_load(struct runner *r, size_t *li, struct hs_err *err)
 {
-    const char *p = r->lines[*li], *w;
-    size_t wl;
+    const char *p = r->lines[*li], *w = NULL;
+    size_t wl = 0;
     int64_t interval;
     bool nhcb;
     int line = (int)*li + 1, st_line = 0, rc = HS_OK;
@@ -1338,8 +1338,8 @@ fail:
 static int parse_expect(struct runner *r, struct ecase *ec, const char *s, int line,
                         struct hs_err *err)
 {
-    const char *p = s, *w;
-    size_t wl;
+    const char *p = s, *w = NULL;
+    size_t wl = 0;
     word(&p, &w, &wl); /* "expect" */
     if (!word(&p, &w, &wl))
         return file_error(r, line, err, "empty expect line");
@@ -1453,8 +1453,8 @@ static int add_exp_series(struct runner *r, struct ecase *ec, const char *s, int
 static int cmd_eval(struct runner *r, size_t *li, struct hs_err *err)
 {
     struct ecase ec;
-    const char *p = r->lines[*li], *w;
-    size_t wl;
+    const char *p = r->lines[*li], *w = NULL;
+    size_t wl = 0;
     int line = (int)*li + 1;
     memset(&ec, 0, sizeof ec);
     ec.line = line;
