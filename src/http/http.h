@@ -305,4 +305,188 @@ void http_request_release(struct http_request *r);
 /* Reason phrase of a status code ("Not Found"); "Unknown" when unknown. */
 const char *http_status_text(int status);
 
+/* ---- client ---- */
+/*
+ * The HTTP/1.1 client the scraper, the gateway, the notifier and the
+ * remote-write sender use.  Asynchronous, on the caller's event_base.
+ *
+ * Connections are pooled per origin (scheme, host, port) and kept alive;
+ * a pooled connection closes after idle_timeout_ms or when the peer closes
+ * it.  Responses are read by the client's own resumable parser (status
+ * line, headers, Content-Length / chunked / close-delimited bodies, 1xx
+ * interim answers skipped, HEAD/204/304 without a body).  https uses
+ * OpenSSL: the peer is verified against the system CA store (or ca_file),
+ * with SNI and host name checks, unless insecure_skip_verify.
+ *
+ * Host names are resolved with the system resolver (getaddrinfo) on a
+ * short-lived helper thread per lookup, so a slow DNS server never blocks
+ * the loop; numeric addresses need no lookup and names under ".invalid"
+ * fail at once, as RFC 6761 asks.  The lookup counts against the connect
+ * timeout.  There is no DNS cache: every new connection looks the name up.
+ *
+ * Threading: loop thread only.  Every function and callback of the client
+ * runs on the thread running its event_base, except
+ * http_client_config_defaults, http_client_basic_auth_header and
+ * http_client_fetch_sync (any thread).
+ *
+ * Callback contract: if http_client_request returns an error no callback
+ * fires.  If it returns HS_OK, on_done fires exactly once (never from inside
+ * http_client_request), unless the call is cancelled first: after
+ * http_client_cancel no callback fires at all.  on_headers and
+ * on_body_chunk fire only before on_done.  The call handle is valid until
+ * on_done returns or http_client_cancel is called, whichever is first.
+ */
+
+struct http_client;
+struct http_client_call;
+
+/* TLS settings (the scrape config's tls_config). Strings are copied. */
+struct http_client_tls {
+    const char *ca_file;       /* PEM CA bundle; NULL = the system store */
+    const char *cert_file;     /* PEM client certificate (chain); NULL = none */
+    const char *key_file;      /* PEM private key of cert_file */
+    const char *server_name;   /* SNI and name to verify; NULL = the URL's host */
+    bool insecure_skip_verify; /* accept any certificate and name */
+};
+
+struct http_client_config {
+    size_t max_idle_per_host;   /* idle keep-alive connections kept per origin */
+    int64_t idle_timeout_ms;    /* a pooled connection unused this long is closed */
+    size_t max_header_bytes;    /* status line + headers (and trailers) of a response */
+    struct http_client_tls tls; /* for https origins */
+};
+
+/* Fills the defaults: 4 idle per host, 90 s idle timeout, 64 KiB headers,
+ * verification on with the system store.  Threading: any thread. */
+void http_client_config_defaults(struct http_client_config *c);
+
+/* A request or response header; strings borrowed. */
+struct http_client_header {
+    const char *name;
+    const char *value;
+};
+
+struct http_client_req {
+    const char *method;                       /* NULL = "GET" */
+    const char *url;                          /* http:// or https://, IPv6 in brackets */
+    const struct http_client_header *headers; /* extra headers; copied */
+    size_t nheaders;
+    const void *body; /* request body, copied by http_client_request; may be NULL */
+    size_t body_len;
+    int64_t connect_timeout_ms;    /* TCP connect + TLS handshake; 0 = none */
+    int64_t first_byte_timeout_ms; /* request sent to response headers read; 0 = none */
+    int64_t read_timeout_ms;       /* longest gap between body reads; 0 = none */
+    int64_t total_timeout_ms;      /* whole request; 0 = none */
+    uint64_t max_response_bytes;   /* decoded body ceiling; 0 = 64 MiB */
+    bool decompress_gzip;          /* send Accept-Encoding: gzip, inflate Content-Encoding: gzip */
+    bool is_streaming;             /* deliver the body through on_body_chunk, not in the result */
+};
+
+/* Why a request failed (the result's 'kind'). */
+enum http_client_fail {
+    HTTP_CLIENT_OK = 0,
+    HTTP_CLIENT_FAIL_CONNECT, /* connection refused or unreachable */
+    HTTP_CLIENT_FAIL_DNS,     /* the host name did not resolve */
+    HTTP_CLIENT_FAIL_TLS,     /* handshake or verification failed */
+    HTTP_CLIENT_FAIL_TIMEOUT_CONNECT,
+    HTTP_CLIENT_FAIL_TIMEOUT_FIRST_BYTE,
+    HTTP_CLIENT_FAIL_TIMEOUT_READ,
+    HTTP_CLIENT_FAIL_TIMEOUT_TOTAL,
+    HTTP_CLIENT_FAIL_RESET,     /* the peer closed or reset before the response ended */
+    HTTP_CLIENT_FAIL_MALFORMED, /* the response broke HTTP/1.1 (or its gzip was bad) */
+    HTTP_CLIENT_FAIL_TOO_BIG,   /* headers or body past their ceiling */
+    HTTP_CLIENT_FAIL_NOMEM,
+    HTTP_CLIENT_FAIL_COUNT
+};
+
+/* What on_done gets; borrowed for the duration of the callback. */
+struct http_client_result {
+    int code;         /* HS_OK or a negative enum hs_code (HS_ETIMEDOUT, HS_ETOOBIG, ...) */
+    int kind;         /* enum http_client_fail */
+    char msg[256];    /* "" on success, else what went wrong */
+    int status;       /* HTTP status, 0 when no response headers were read */
+    const char *body; /* whole body when not streaming (NUL-terminated), else NULL */
+    size_t body_len;
+};
+
+/* Response headers: status and the headers (final response only; 1xx are
+ * skipped).  Arrays and strings borrowed for the call. */
+typedef void http_client_headers_fn(void *arg, int status, const struct http_client_header *h,
+                                    size_t n);
+/* Body bytes (decoded), handed over as soon as they are read.  Borrowed. */
+typedef void http_client_chunk_fn(void *arg, const char *data, size_t len);
+typedef void http_client_done_fn(void *arg, const struct http_client_result *res);
+
+struct http_client_callbacks {
+    http_client_headers_fn *on_headers;  /* optional */
+    http_client_chunk_fn *on_body_chunk; /* required when is_streaming */
+    http_client_done_fn *on_done;        /* required */
+};
+
+struct http_client_stats {
+    uint64_t requests;                       /* accepted by http_client_request */
+    uint64_t requests_ok;                    /* finished with HS_OK */
+    uint64_t requests_cancelled;             /* ended by http_client_cancel */
+    uint64_t errors[HTTP_CLIENT_FAIL_COUNT]; /* failures by enum http_client_fail */
+    uint64_t connections_opened;
+    uint64_t connections_reused;
+    uint64_t connections_idle; /* in the pool now */
+};
+
+/* Creates a client on 'base' (borrowed; must outlive the client).  'cfg' is
+ * copied (NULL = defaults).  TLS files are loaded here: a bad ca_file,
+ * cert_file or key_file is HS_EINVAL with the OpenSSL reason.  NULL on error. */
+struct http_client *http_client_new(struct event_base *base, const struct http_client_config *cfg,
+                                    struct hs_err *err);
+
+/* Frees the client: calls in flight are cancelled (no callback fires) and
+ * every connection is closed.  NULL is allowed.  Must not be called from
+ * inside one of the client's own callbacks. */
+void http_client_free(struct http_client *c);
+
+/*
+ * Starts a request.  'req' and everything it points to are copied (the URL,
+ * headers and body need not outlive the call).  The URL is checked here:
+ * bad scheme, host, port or characters are HS_EINVAL with a message, as are
+ * bad header names or values (CR, LF, NUL) and a missing on_done.
+ * '*out' (may be NULL) receives the handle for cancel/pause/resume.
+ * Returns HS_OK (on_done will fire exactly once, see the contract above),
+ * HS_EINVAL or HS_ENOMEM (no callback fires).
+ */
+HS_MUST_CHECK int http_client_request(struct http_client *c, const struct http_client_req *req,
+                                      const struct http_client_callbacks *cb, void *arg,
+                                      struct http_client_call **out, struct hs_err *err);
+
+/* Cancels a call that has not finished: its connection is closed (never
+ * reused) and no callback fires after this, on_done included.  May be called
+ * from inside the call's own callbacks (not after on_done returned). */
+void http_client_cancel(struct http_client_call *call);
+
+/* Stops reading the response (backpressure): no on_body_chunk fires until
+ * http_client_resume, and the socket is not read, so the peer slows down.
+ * The read timeout does not run while paused; the total timeout does. */
+void http_client_pause(struct http_client_call *call);
+/* Resumes reading; bytes already buffered are delivered from the loop (not
+ * from inside this call). */
+void http_client_resume(struct http_client_call *call);
+
+void http_client_get_stats(const struct http_client *c, struct http_client_stats *out);
+
+/* Appends "Basic base64(user:pass)" to 'out' (the value of an Authorization
+ * header).  Returns HS_OK or HS_ENOMEM / HS_ETOOBIG from the buffer. */
+HS_MUST_CHECK int http_client_basic_auth_header(const char *user, const char *pass,
+                                                struct hs_buf *out);
+
+/*
+ * Fetches 'url' with GET on a temporary event_base and waits: for CLI tools
+ * and tests.  'timeout_ms' is the total timeout (0 = none), 'max_bytes' the
+ * body ceiling (0 = 64 MiB); gzip is accepted and inflated.  On HS_OK
+ * *status is set and *body (NUL-terminated, caller frees with hs_free) and
+ * *len hold the body, whatever the status.  On error nothing is allocated.
+ * Threading: any thread (blocks it).
+ */
+HS_MUST_CHECK int http_client_fetch_sync(const char *url, int64_t timeout_ms, size_t max_bytes,
+                                         int *status, char **body, size_t *len, struct hs_err *err);
+/* ---- end of client ---- */
+
 #endif

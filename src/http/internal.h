@@ -255,4 +255,101 @@ HS_MUST_CHECK int http__request_allow(struct http__conn *c, struct hs_buf *out);
 /* request.c: request setup after the parser's DONE. */
 HS_MUST_CHECK int http__request_prepare(struct http__conn *c, struct hs_err *err);
 
+/* ---- client: response parser (client_parse.c) ------------------------------- */
+
+/*
+ * Resumable HTTP/1.x response parser.  Lines of the head (status line,
+ * headers) and of chunked framing are collected in 'head' / 'line' (bounded),
+ * body bytes are never copied.  Interim 1xx responses are skipped inside
+ * the parser.  Events are those of enum http__event.
+ *
+ * States (enum in client_parse.c):
+ *   STATUS -> HEADER* -> [CL | CHUNK_SIZE -> CHUNK_DATA -> CHUNK_CRLF ... -> TRAILER* | EOF] ->
+ * DONE
+ */
+#define HTTP__RESP_MAX_HEADERS 256
+#define HTTP__RESP_MAX_INTERIM 16 /* 1xx responses before the final one */
+
+struct http__rparser {
+    int state;               /* enum in client_parse.c */
+    size_t max_header_bytes; /* status line + headers; trailers have their own budget */
+    bool is_head;            /* the request was HEAD: no body whatever the headers say */
+    struct hs_buf head;      /* status line and header bytes, one line after the other */
+    struct hs_buf line;      /* current chunk-size or trailer line */
+    struct http__hdr *hdrs;  /* offsets into head */
+    size_t nhdrs, caphdrs;
+    size_t line_start; /* offset in head of the line being read */
+    int status;        /* after HEADERS */
+    int version_minor; /* 0 or 1 */
+    int ninterim;      /* 1xx responses skipped */
+    bool is_chunked;
+    bool is_close_delimited;
+    bool keep_alive;         /* the response lets the connection be reused */
+    bool is_gzip;            /* Content-Encoding: gzip */
+    uint64_t content_length; /* when framed by Content-Length */
+    uint64_t remaining;      /* of the body (CL) or current chunk */
+    uint64_t body_bytes;     /* framed body bytes seen */
+    size_t trailer_bytes;
+    uint64_t wire_bytes; /* bytes consumed for this response */
+};
+
+void http__rparser_init(struct http__rparser *p, size_t max_header_bytes);
+void http__rparser_cleanup(struct http__rparser *p);
+/* Prepares for the next response ('is_head': it answers a HEAD). */
+void http__rparser_reset(struct http__rparser *p, bool is_head);
+/*
+ * Feeds up to 'len' bytes; as http__parser_feed: sets *used, returns
+ * HTTP__EV_HEADERS / HTTP__EV_BODY (*body, *body_len borrowed from 'data') /
+ * HTTP__EV_DONE, HS_EAGAIN (all consumed, need more) or HS_EPARSE /
+ * HS_ETOOBIG / HS_ENOMEM with err->pos the offset in the response.
+ */
+HS_MUST_CHECK int http__rparser_feed(struct http__rparser *p, const char *data, size_t len,
+                                     size_t *used, const char **body, size_t *body_len,
+                                     struct hs_err *err);
+/* The peer closed: HTTP__EV_DONE when that ends a close-delimited body,
+ * else HS_ECLOSED with a message saying where the response was cut. */
+HS_MUST_CHECK int http__rparser_eof(struct http__rparser *p, struct hs_err *err);
+/* After HEADERS: header i, and a case-insensitive lookup (NULL if absent). */
+const char *http__rparser_hdr_name(const struct http__rparser *p, size_t i);
+const char *http__rparser_hdr_value(const struct http__rparser *p, size_t i);
+const char *http__rparser_header(const struct http__rparser *p, const char *name);
+
+/* ---- client: TLS (tls.c) ------------------------------------------------------ */
+
+struct ssl_ctx_st;
+struct ssl_st;
+/* Builds the client SSL_CTX from 'tls' (files loaded now).  NULL on error. */
+struct ssl_ctx_st *http__tls_ctx_new(const struct http_client_tls *tls, struct hs_err *err);
+void http__tls_ctx_free(struct ssl_ctx_st *ctx);
+/* One SSL for a connection to 'host' with SNI and name checks set up
+ * (unless 'insecure').  NULL on error. */
+struct ssl_st *http__tls_ssl_new(struct ssl_ctx_st *ctx, const char *host, bool insecure,
+                                 struct hs_err *err);
+/* Describes why the handshake on 'ssl' failed (verification result or the
+ * OpenSSL error queue, 'ossl_err' from bufferevent_get_openssl_error). */
+void http__tls_describe_failure(struct ssl_st *ssl, unsigned long ossl_err, char *out,
+                                size_t out_len);
+
+/* ---- client: URLs and request bytes (client_url.c) ------------------------------ */
+
+#define HTTP__URL_MAX 8192
+
+struct http__url {
+    bool is_tls;       /* https */
+    bool is_ipv6;      /* host is an IPv6 literal (kept without brackets) */
+    char *host;        /* lower-cased; hs_malloc'ed like the strings below */
+    int port;          /* explicit or the scheme's default */
+    char *target;      /* path and query, "/" at least */
+    char *host_header; /* value of the Host header */
+    char *origin;      /* "scheme://host:port": the pool key */
+};
+
+/* Parses an absolute http(s) URL; HS_EINVAL with a message on bad input. */
+HS_MUST_CHECK int http__url_parse(const char *url, struct http__url *u, struct hs_err *err);
+void http__url_cleanup(struct http__url *u);
+/* Appends the request line, headers and body of 'req' to 'out'. */
+HS_MUST_CHECK int http__request_serialize(const struct http_client_req *req,
+                                          const struct http__url *u, struct hs_buf *out,
+                                          struct hs_err *err);
+
 #endif
