@@ -102,9 +102,11 @@ struct cli_command {
 int cli_cmd_serve(int argc, char **argv, char **envp);
 int cli_cmd_check(int argc, char **argv, char **envp);
 int cli_cmd_promql_test(int argc, char **argv, char **envp);
+int cli_cmd_rules(int argc, char **argv, char **envp);
 extern const char cli_help_serve[];
 extern const char cli_help_check[];
 extern const char cli_help_promql_test[];
+extern const char cli_help_rules[];
 
 /* ---- query.c: the store as seen by the Prometheus HTTP API ---- */
 struct cli_lazy_storage;

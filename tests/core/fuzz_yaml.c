@@ -16,13 +16,13 @@ static void walk(const struct hs_ydoc *d, const struct hs_ynode *n, int depth)
     int64_t i;
     double f;
     uint64_t u;
-    (void)hs_ynode_str(d, n, "k", &s, &err);
-    (void)hs_ynode_bool(d, n, "k", &b, &err);
-    (void)hs_ynode_i64(d, n, "k", &i, &err);
-    (void)hs_ynode_f64(d, n, "k", &f, &err);
-    (void)hs_ynode_duration(d, n, "k", &i, &err);
-    (void)hs_ynode_bytes(d, n, "k", &u, &err);
-    (void)hs_ynode_is_null(n);
+    HS_IGNORE_RESULT(hs_ynode_str(d, n, "k", &s, &err));
+    HS_IGNORE_RESULT(hs_ynode_bool(d, n, "k", &b, &err));
+    HS_IGNORE_RESULT(hs_ynode_i64(d, n, "k", &i, &err));
+    HS_IGNORE_RESULT(hs_ynode_f64(d, n, "k", &f, &err));
+    HS_IGNORE_RESULT(hs_ynode_duration(d, n, "k", &i, &err));
+    HS_IGNORE_RESULT(hs_ynode_bytes(d, n, "k", &u, &err));
+    HS_IGNORE_RESULT(hs_ynode_is_null(n));
     if (n->type == HS_Y_MAP) {
         for (size_t k = 0; k < n->n; k++) {
             (void)hs_ynode_get(n, n->items[2 * k]->scalar);

@@ -460,7 +460,7 @@ static void retention_drops_old_chunks_and_empty_series(void **state)
     assert_int_equal(st.head_series, 1);
     assert_int_equal(st.rejected_too_old, 1);
     assert_true(st.head_min_t_ms >= (4 * 240 - 1) * step - 3600 * 1000 - 120 * step);
-    size_t ns;
+    size_t ns = 0;
     assert_int_equal(tl_count(db, TSDB_MATCH_EQ, "__name__", "r", INT64_MIN, INT64_MAX, &ns), 1);
     assert_true(ns >= 240 && ns < 240 + 2 * 120);
     tsdb_close(db);

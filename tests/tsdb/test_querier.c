@@ -294,7 +294,7 @@ static void blocks_are_compacted_and_still_read_back(void **state)
     tsdb_get_stats(db, &st);
     assert_int_equal(st.blocks_loaded, 0);
     assert_true(st.blocks_deleted >= 1);
-    size_t ns;
+    size_t ns = 0;
     assert_int_equal(tl_count(db, TSDB_MATCH_EQ, "k", "a", INT64_MIN, INT64_MAX, &ns), 1);
     assert_true(ns > 0 && ns < (size_t)steps);
     assert_true(st.head_min_t_ms >= 8 * 3600 * 1000);
