@@ -50,6 +50,8 @@ static const struct cli_command commands[] = {
      cli_cmd_check},
     {"promql-test", "run PromQL acceptance-test scripts", cli_help_promql_test,
      cli_cmd_promql_test},
+    {"tsdb", "offline data-directory tools: backfill blocks, list blocks", cli_help_tsdb,
+     cli_cmd_tsdb},
     {"rules", "check rule files or print the default pack", cli_help_rules, cli_cmd_rules},
     {"version", "print version and build information", help_version, cmd_version},
     {"help", "show help for a command", help_help, cmd_help},

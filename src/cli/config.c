@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum ftype { F_STR, F_BOOL, F_INT, F_DURATION, F_BYTES, F_LOGLEVEL, F_LOGFORMAT, F_FSYNC };
+enum ftype { F_STR, F_BOOL, F_INT, F_DURATION, F_BYTES, F_LOGLEVEL, F_LOGFORMAT, F_FSYNC, F_STRLIST };
 
 struct field {
     const char *path;  /* YAML path */
@@ -33,6 +33,11 @@ struct field {
 };
 
 #define OFF(m) offsetof(struct cli_config, m)
+
+/* A list setting is a pointer followed by its count. */
+_Static_assert(offsetof(struct cli_config, nrule_files) ==
+                   offsetof(struct cli_config, rule_files) + sizeof(const char **),
+               "rule_files must be followed by its count");
 
 static const struct field schema[] = {
     {"listen", NULL, F_STR, OFF(listen),
@@ -90,6 +95,13 @@ static const struct field schema[] = {
      "time between two collections (default 15s)"},
     {"collectors.nvml_library", NULL, F_STR, OFF(nvml_library),
      "NVML library to load (default libnvidia-ml.so.1)"},
+    {"rule_files", NULL, F_STRLIST, OFF(rule_files),
+     "globs of Prometheus-format rule files (a YAML list; comma-separated in a flag or the "
+     "environment) (default none)"},
+    {"rules.default_pack", NULL, F_BOOL, OFF(rules_default_pack),
+     "load the embedded LLM rule pack (holoscope rules default prints it) (default true)"},
+    {"rules.evaluation_interval", NULL, F_DURATION, OFF(rules_interval_ms),
+     "evaluation interval of rule groups that set none (default 1m)"},
 };
 
 void cli_config_init(struct cli_config *c)
@@ -120,6 +132,8 @@ void cli_config_init(struct cli_config *c)
     c->collect_gpu = true;
     c->collect_interval_ms = 15000;
     c->nvml_library = "libnvidia-ml.so.1";
+    c->rules_default_pack = true;
+    c->rules_interval_ms = 60000;
     hs_arena_init(&c->strings, 4096, 0);
 }
 
@@ -181,6 +195,29 @@ static int set_from_text(struct cli_config *c, const struct field *f, const char
             return hs_err_set(err, HS_EINVAL, "%s: expected logfmt or json, got \"%s\"", where,
                               text);
         return HS_OK;
+    case F_STRLIST: {
+        /* Comma-separated in flags and the environment. */
+        size_t n = 1;
+        for (const char *p = text; *p; p++)
+            n += *p == ',';
+        const char **list = hs_arena_alloc(&c->strings, n * sizeof(*list));
+        if (list == NULL)
+            return hs_err_set(err, HS_ENOMEM, "out of memory");
+        size_t k = 0;
+        for (const char *p = text; k < n;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len == 0)
+                return hs_err_set(err, HS_EINVAL, "%s: empty item in \"%s\"", where, text);
+            list[k] = hs_arena_strndup(&c->strings, p, len);
+            if (list[k++] == NULL)
+                return hs_err_set(err, HS_ENOMEM, "out of memory");
+            p = comma ? comma + 1 : p + len;
+        }
+        *(const char ***)base = list;
+        *(size_t *)(base + sizeof(const char **)) = n;
+        return HS_OK;
+    }
     case F_FSYNC:
         if (!strcmp(text, "interval"))
             *(int *)base = CLI_WAL_FSYNC_INTERVAL;
@@ -196,10 +233,40 @@ static int set_from_text(struct cli_config *c, const struct field *f, const char
 
 /* ---- the file ---- */
 
+/* A YAML list of strings into a F_STRLIST field (pointer, then count). */
+static int set_list_from_node(struct cli_config *c, const struct field *f,
+                              const struct hs_ynode *n, struct hs_err *err)
+{
+    const struct hs_ydoc *d = c->doc;
+    char *base = (char *)c + f->off;
+    if (hs_ynode_is_null(n)) {
+        *(const char ***)base = NULL;
+        *(size_t *)(base + sizeof(const char **)) = 0;
+        return HS_OK;
+    }
+    if (n->type != HS_Y_SEQ)
+        return hs_ynode_error(d, n, HS_EINVAL, err, "%s: expected a list of strings", f->path);
+    const char **list = hs_arena_alloc(&c->strings, (n->n + 1) * sizeof(*list));
+    if (list == NULL)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n->n; i++) {
+        int rc = hs_ynode_str(d, n->items[i], f->path, &list[i], err);
+        if (rc != HS_OK)
+            return rc;
+        if (list[i][0] == '\0')
+            return hs_ynode_error(d, n->items[i], HS_EINVAL, err, "%s: empty item", f->path);
+    }
+    *(const char ***)base = list;
+    *(size_t *)(base + sizeof(const char **)) = n->n;
+    return HS_OK;
+}
+
 static int set_from_node(struct cli_config *c, const struct field *f, const struct hs_ynode *n,
                          struct hs_err *err)
 {
     const struct hs_ydoc *d = c->doc;
+    if (f->type == F_STRLIST)
+        return set_list_from_node(c, f, n, err);
     if (n == NULL || n->type != HS_Y_SCALAR)
         return hs_ynode_error(d, n, HS_EINVAL, err, "%s: expected a single value, got a %s",
                               f->path, n && n->type == HS_Y_MAP ? "map" : "list");
@@ -490,6 +557,8 @@ int cli_config_validate(const struct cli_config *c, struct hs_err *err)
                           "query.timeout and query.lookback_delta must be greater than 0s");
     if (c->query_workers < 1 || c->query_workers > 256)
         return hs_err_set(err, HS_EINVAL, "query.max_concurrency: must be between 1 and 256");
+    if (c->rules_interval_ms < 1000)
+        return hs_err_set(err, HS_EINVAL, "rules.evaluation_interval: must be at least 1s");
     if (c->collect_interval_ms < 100)
         return hs_err_set(err, HS_EINVAL, "collectors.interval: must be at least 100ms");
     if (c->query_max_samples < 1)
@@ -515,6 +584,14 @@ static void value_text(const struct cli_config *c, const struct field *f, char *
     }
     case F_LOGFORMAT: snprintf(out, len, "%s", *(const int *)base ? "json" : "logfmt"); break;
     case F_FSYNC: snprintf(out, len, "%s", *(const int *)base ? "batch" : "interval"); break;
+    case F_STRLIST: {
+        const char *const *list = *(const char *const *const *)base;
+        size_t n = *(const size_t *)(base + sizeof(const char **)), off = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < n && off < len; i++)
+            off += (size_t)snprintf(out + off, len - off, "%s%s", i ? "," : "", list[i]);
+        break;
+    }
     default: snprintf(out, len, "?");
     }
 }
@@ -548,7 +625,20 @@ int cli_config_render_yaml(const struct cli_config *c, struct hs_buf *out)
         value_text(c, &schema[i], v, sizeof(v));
         if (rc == HS_OK)
             rc = hs_buf_printf(out, "%*s%s: ", 2 * depth, "", p);
-        if (rc == HS_OK)
+        if (rc == HS_OK && schema[i].type == F_STRLIST) {
+            const char *base = (const char *)c + schema[i].off;
+            const char *const *list = *(const char *const *const *)base;
+            size_t n = *(const size_t *)(base + sizeof(const char **));
+            rc = hs_buf_putc(out, '[');
+            for (size_t k = 0; k < n && rc == HS_OK; k++) {
+                if (k)
+                    rc = hs_buf_puts(out, ", ");
+                if (rc == HS_OK)
+                    rc = hs_buf_json_str(out, list[k], strlen(list[k]));
+            }
+            if (rc == HS_OK)
+                rc = hs_buf_putc(out, ']');
+        } else if (rc == HS_OK)
             rc = schema[i].type == F_STR ? hs_buf_json_str(out, v, strlen(v)) : hs_buf_puts(out, v);
         if (rc == HS_OK)
             rc = hs_buf_putc(out, '\n');

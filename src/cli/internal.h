@@ -54,6 +54,10 @@ struct cli_config {
     bool collect_gpu;            /* collectors.gpu */
     int64_t collect_interval_ms; /* collectors.interval */
     const char *nvml_library;    /* collectors.nvml_library */
+    const char **rule_files;     /* rule_files: globs of Prometheus-format rule files */
+    size_t nrule_files;
+    bool rules_default_pack;     /* rules.default_pack: load the embedded LLM rule pack */
+    int64_t rules_interval_ms;   /* rules.evaluation_interval: groups without their own */
     struct hs_ydoc *doc;         /* the parsed file, kept for module sections; may be NULL */
     struct hs_arena strings;     /* copies of strings from env and flags */
 };
@@ -103,10 +107,12 @@ int cli_cmd_serve(int argc, char **argv, char **envp);
 int cli_cmd_check(int argc, char **argv, char **envp);
 int cli_cmd_promql_test(int argc, char **argv, char **envp);
 int cli_cmd_rules(int argc, char **argv, char **envp);
+int cli_cmd_tsdb(int argc, char **argv, char **envp);
 extern const char cli_help_serve[];
 extern const char cli_help_check[];
 extern const char cli_help_promql_test[];
 extern const char cli_help_rules[];
+extern const char cli_help_tsdb[];
 
 /* ---- query.c: the store as seen by the Prometheus HTTP API ---- */
 struct cli_lazy_storage;

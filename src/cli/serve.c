@@ -20,6 +20,7 @@
 #include "collect/collect.h"
 #include "http/http.h"
 #include "promql/promql.h"
+#include "rules/rules.h"
 #include "tsdb/tsdb.h"
 
 #include "buildinfo.h"
@@ -82,6 +83,8 @@ struct server {
     struct api_prom *prom;      /* the Prometheus HTTP API */
     struct collect *collect;    /* host and GPU collectors; NULL when both are off */
     struct api_remote_write *rw; /* POST /api/v1/write, routed once the store is open */
+    struct promql_storage query_storage; /* the lazy view, for the API and the rules */
+    struct rules_manager *rules; /* recording and alerting rules; NULL until the store opens */
     struct hs_buf config_yaml;  /* effective settings for /api/v1/status/config */
     struct hs_arena api_strings; /* strings the API borrows; outlive config reloads */
     struct hs_err store_err;    /* idem, when opening failed */
@@ -109,6 +112,105 @@ static void *open_store_thread(void *arg)
     s->db = tsdb_open(s->cfg.data_dir, &o, &s->store_err);
     event_active(s->store_opened, EV_READ, 0);
     return NULL;
+}
+
+static void log_rule_problem(void *arg, const char *msg)
+{
+    (void)arg;
+    hs_log(HS_LOG_ERROR, "rule file problem", HS_LSTR("err", msg));
+}
+
+/* The rules a configuration asks for: the default pack and rule_files globs. */
+static int load_rule_set(const struct cli_config *c, struct rules_set **out, struct hs_err *err)
+{
+    struct rules_set *set = rules_set_new();
+    if (set == NULL)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    int rc = HS_OK;
+    if (c->rules_default_pack)
+        rc = rules_set_add_default(set, err);
+    for (size_t i = 0; i < c->nrule_files && rc == HS_OK; i++)
+        rc = rules_set_add_glob(set, c->rule_files[i], log_rule_problem, NULL, err);
+    if (rc != HS_OK) {
+        rules_set_free(set);
+        return rc;
+    }
+    *out = set;
+    return HS_OK;
+}
+
+static int rules_data(void *arg, struct http_request *r, struct hs_buf *out, struct hs_err *err)
+{
+    struct server *s = arg;
+    if (s->rules == NULL)
+        return hs_buf_puts(out, "{\"groups\":[]}");
+    const char *type = http_request_param(r, "type");
+    struct rules_api_filter f = {type && *type ? type : NULL,
+                                 hs_streq(http_request_param(r, "exclude_alerts"), "true")};
+    int rc = rules_manager_rules_json(s->rules, &f, out);
+    return rc == HS_OK ? rc : hs_err_set(err, rc, "%s", hs_strerror(rc));
+}
+
+static int alerts_data(void *arg, struct http_request *r, struct hs_buf *out, struct hs_err *err)
+{
+    (void)r;
+    struct server *s = arg;
+    if (s->rules == NULL)
+        return hs_buf_puts(out, "{\"alerts\":[]}");
+    int rc = rules_manager_alerts_json(s->rules, out);
+    return rc == HS_OK ? rc : hs_err_set(err, rc, "%s", hs_strerror(rc));
+}
+
+static int rules_metrics(void *arg, struct hs_buf *out)
+{
+    struct rules_manager *m = arg;
+    int rc = api_expo_family(out, "holoscope_rule_evaluation_failures_total", "counter",
+                             "Rule evaluations that failed.");
+    if (rc == HS_OK)
+        rc = api_expo_sample(out, "holoscope_rule_evaluation_failures_total", NULL,
+                             (double)rules_manager_failures(m));
+    if (rc == HS_OK)
+        rc = api_expo_family(out, "holoscope_rule_groups", "gauge", "Rule groups loaded.");
+    if (rc == HS_OK)
+        rc = api_expo_sample(out, "holoscope_rule_groups", NULL,
+                             (double)rules_manager_group_count(m));
+    return rc;
+}
+
+static int start_rules(struct server *s)
+{
+    struct hs_err err = {0};
+    struct rules_set *set = NULL;
+    if (load_rule_set(&s->cfg, &set, &err) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot load the rules", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    size_t nrec = 0, nalert = 0;
+    rules_set_count(set, &nrec, &nalert);
+    char url[300];
+    snprintf(url, sizeof(url), "http://%s", s->cfg.listen);
+    struct rules_manager_opts o = {0};
+    o.engine = s->engine;
+    o.storage = &s->query_storage;
+    rules_tsdb_sink(s->db, &o.sink);
+    o.default_interval_ms = s->cfg.rules_interval_ms;
+    o.generator_url = url;
+    s->rules = rules_manager_new(&o, &err);
+    if (s->rules == NULL) {
+        rules_set_free(set);
+        hs_log(HS_LOG_ERROR, "cannot start the rules", HS_LSTR("err", err.msg));
+        return HS_ENOMEM;
+    }
+    if (rules_manager_update(s->rules, set, &err) != HS_OK ||
+        rules_manager_start(s->rules, &err) != HS_OK ||
+        api_metrics_add_collector(s->metrics, rules_metrics, s->rules) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the rules", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    hs_log(HS_LOG_INFO, "rules loaded", HS_LINT("recording", (int64_t)nrec),
+           HS_LINT("alerting", (int64_t)nalert),
+           HS_LINT("groups", (int64_t)rules_manager_group_count(s->rules)));
+    return HS_OK;
 }
 
 /* /metrics families of the collectors (their own samples go to the store). */
@@ -200,7 +302,7 @@ static void on_store_opened(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(s->base);
         return;
     }
-    if (start_collectors(s) != HS_OK) {
+    if (start_collectors(s) != HS_OK || start_rules(s) != HS_OK) {
         s->exit_code = CLI_EXIT_FAILURE;
         event_base_loopbreak(s->base);
         return;
@@ -242,6 +344,11 @@ static int reload(void *arg, struct hs_err *err)
     if (rc == HS_OK)
         rc = cli_config_validate(&fresh, err);
     hs_free(rest);
+    struct rules_set *set = NULL;
+    if (rc == HS_OK && s->rules != NULL)
+        rc = load_rule_set(&fresh, &set, err);
+    if (rc == HS_OK && set != NULL)
+        rc = rules_manager_update(s->rules, set, err); /* takes the set, also on error */
     if (rc != HS_OK) {
         cli_config_cleanup(&fresh);
         return rc;
@@ -310,7 +417,8 @@ static int start_query_api(struct server *s, struct hs_err *err)
         return hs_err_set(err, HS_ENOMEM, "out of memory");
     struct api_prom_config pc = {0};
     pc.engine = s->engine;
-    cli_lazy_storage_view(s->storage, &pc.storage);
+    cli_lazy_storage_view(s->storage, &s->query_storage);
+    pc.storage = s->query_storage;
     pc.engine_opts = &s->engine_opts;
     pc.workers = (int)s->cfg.query_workers;
     pc.max_queued = (int)s->cfg.query_max_queued;
@@ -326,6 +434,10 @@ static int start_query_api(struct server *s, struct hs_err *err)
     pc.delete_series = cli_tsdb_delete;
     pc.clean_tombstones = cli_tsdb_clean_tombstones;
     pc.admin_arg = &s->db;
+    pc.rules = rules_data;
+    pc.rules_arg = s;
+    pc.alerts = alerts_data;
+    pc.alerts_arg = s;
     s->prom = api_prom_new(s->base, &pc, err);
     if (s->prom == NULL)
         return err ? err->code : HS_ENOMEM;
@@ -391,7 +503,8 @@ static void server_cleanup(struct server *s)
     cli_lazy_storage_free(s->storage);
     hs_buf_cleanup(&s->config_yaml);
     hs_arena_cleanup(&s->api_strings);
-    collect_free(s->collect); /* stops its thread: no appends after this */
+    rules_manager_free(s->rules); /* stops its thread: no queries or appends after this */
+    collect_free(s->collect);     /* stops its thread: no appends after this */
     if (s->db != NULL) {
         tsdb_close(s->db); /* flushes and fsyncs the WAL */
         hs_log(HS_LOG_INFO, "store closed");

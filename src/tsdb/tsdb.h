@@ -319,4 +319,91 @@ bool tsdb_chunk_iter_next(struct tsdb_chunk_iter *it);
 /* Number of samples the chunk header announces (0 if too short). */
 unsigned tsdb_chunk_num_samples(const uint8_t *p, size_t len);
 
+/* ---- backfill ---- */
+
+/*
+ * Building blocks straight from samples, without a running store (the
+ * `holoscope tsdb create-blocks-from` commands).  Samples may come in any
+ * order; they are grouped by series, sorted by time and cut into blocks
+ * aligned to multiples of block_duration_ms, chunks of at most
+ * TSDB_CHUNK_MAX_SAMPLES samples that never straddle a block window.
+ * Memory holds compressed chunks: a series whose samples come in time
+ * order is encoded as they arrive; samples older than their series' newest
+ * are buffered raw and merged in at finish.
+ */
+struct tsdb_block_builder;
+
+/* One block written by a builder, or found by tsdb_blocks_list. */
+struct tsdb_block_info {
+    char ulid[27];            /* block name (directory under the data dir) */
+    int64_t min_time_ms;      /* first sample */
+    int64_t max_time_ms;      /* last sample + 1 (exclusive, as Prometheus) */
+    uint64_t num_series;
+    uint64_t num_samples;
+    uint64_t num_chunks;
+    uint64_t size_bytes;      /* bytes on disk */
+    int level;                /* 1 = written from samples, +1 per compaction */
+};
+
+/* What a builder did. */
+struct tsdb_backfill_stats {
+    uint64_t series;             /* distinct series with samples */
+    uint64_t samples;            /* samples written */
+    uint64_t duplicates_dropped; /* same series, timestamp and value (bit for bit) */
+    uint64_t out_of_order;       /* samples that came older than their series' newest */
+    int64_t min_time_ms;         /* INT64_MAX when nothing was written */
+    int64_t max_time_ms;         /* INT64_MIN when nothing was written */
+    size_t n_blocks;             /* blocks written, by time */
+    struct tsdb_block_info *blocks; /* owned; freed by tsdb_backfill_stats_cleanup */
+};
+
+/* Frees st->blocks and zeroes the counts.  NULL is a no-op. */
+void tsdb_backfill_stats_cleanup(struct tsdb_backfill_stats *st);
+
+/*
+ * A builder writing into 'data_dir' (created at finish if missing; may be
+ * an existing store's directory while that store is not running) blocks
+ * covering block_duration_ms-aligned windows (> 0).  'data_dir' is copied.
+ * Returns NULL with err set on bad arguments or out of memory.
+ * Threading: one thread at a time.
+ */
+struct tsdb_block_builder *tsdb_block_builder_new(const char *data_dir, int64_t block_duration_ms,
+                                                  struct hs_err *err);
+
+/*
+ * Adds one sample of series 'ls' (borrowed; copied when the series is new;
+ * names must be valid, sorted and unique, at most 1024 labels; empty values
+ * are dropped).  The same timestamp twice with the same value (bit for
+ * bit) is dropped and counted; with another value it is HS_EINVAL
+ * ("duplicate sample for timestamp"), reported here when the two come in
+ * order, at finish otherwise.  Any float64 is stored exactly.  On error
+ * the builder is unchanged and may go on.
+ */
+HS_MUST_CHECK int tsdb_block_builder_add(struct tsdb_block_builder *b, const struct hs_labels *ls,
+                                         int64_t t_ms, double v, struct hs_err *err);
+
+/*
+ * Sorts out-of-order samples in, writes one block per window holding data
+ * (each crash-safely, see the block writer), and fills 'st' (may be NULL;
+ * clean it up with tsdb_backfill_stats_cleanup on HS_OK).  With no sample
+ * at all nothing is written and HS_OK is returned.  On error blocks
+ * already written stay (each whole); 'st' is left empty.  The builder can
+ * only be freed afterwards.
+ */
+HS_MUST_CHECK int tsdb_block_builder_finish(struct tsdb_block_builder *b,
+                                            struct tsdb_backfill_stats *st, struct hs_err *err);
+
+/* Frees the builder and every sample it holds.  NULL is a no-op. */
+void tsdb_block_builder_free(struct tsdb_block_builder *b);
+
+/*
+ * The blocks of 'data_dir', sorted by min time, read-only (leftovers are
+ * not touched; a block whose meta.json does not read is skipped).  Caller
+ * frees '*out' with hs_free.  HS_ENOTFOUND when the directory is missing.
+ */
+HS_MUST_CHECK int tsdb_blocks_list(const char *data_dir, struct tsdb_block_info **out, size_t *n,
+                                   struct hs_err *err);
+
+/* ---- end of backfill ---- */
+
 #endif
