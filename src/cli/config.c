@@ -16,6 +16,8 @@
  */
 #include "cli/internal.h"
 
+#include "scrape/scrape_config.h"
+
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -139,6 +141,8 @@ void cli_config_init(struct cli_config *c)
 
 void cli_config_cleanup(struct cli_config *c)
 {
+    scrape_config_free(c->scrape);
+    c->scrape = NULL;
     hs_ydoc_free(c->doc);
     c->doc = NULL;
     hs_arena_cleanup(&c->strings);
@@ -320,6 +324,8 @@ static int walk(struct cli_config *c, const struct hs_ynode *map, const char *pr
                 return rc;
             continue;
         }
+        if (*prefix == '\0' && (strcmp(path, "global") == 0 || strcmp(path, "scrape_configs") == 0))
+            continue; /* parsed by scrape_config_parse in load_file */
         if (is_section(path)) {
             if (hs_ynode_is_null(v))
                 continue;
@@ -345,7 +351,11 @@ static int load_file(struct cli_config *c, const char *path, struct hs_err *err)
     if (c->doc->root->type != HS_Y_MAP)
         return hs_ynode_error(c->doc, c->doc->root, HS_EINVAL, err,
                               "the configuration must be a map of settings");
-    return walk(c, c->doc->root, "", err);
+    int rc = walk(c, c->doc->root, "", err);
+    if (rc == HS_OK && (hs_ynode_get(c->doc->root, "scrape_configs") != NULL ||
+                        hs_ynode_get(c->doc->root, "global") != NULL))
+        rc = scrape_config_parse(c->doc, c->doc->root, &c->scrape, err);
+    return rc;
 }
 
 /* ---- environment ---- */

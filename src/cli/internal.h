@@ -23,6 +23,8 @@
  * defaults < file < environment < flags.  Strings point into 'strings'
  * (owned by the config) or at static defaults.
  */
+struct scrape_config;
+
 struct cli_config {
     const char *config_file;     /* path given with --config, or NULL */
     const char *listen;          /* HOST:PORT of the API, UI and /metrics */
@@ -59,6 +61,7 @@ struct cli_config {
     bool rules_default_pack;     /* rules.default_pack: load the embedded LLM rule pack */
     int64_t rules_interval_ms;   /* rules.evaluation_interval: groups without their own */
     struct hs_ydoc *doc;         /* the parsed file, kept for module sections; may be NULL */
+    struct scrape_config *scrape; /* global + scrape_configs of the file (owned; NULL: none) */
     struct hs_arena strings;     /* copies of strings from env and flags */
 };
 

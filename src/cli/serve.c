@@ -21,6 +21,8 @@
 #include "http/http.h"
 #include "promql/promql.h"
 #include "rules/rules.h"
+#include "scrape/scrape_config.h"
+#include "scrape/scrape_manager.h"
 #include "tsdb/tsdb.h"
 
 #include "buildinfo.h"
@@ -85,6 +87,9 @@ struct server {
     struct api_remote_write *rw; /* POST /api/v1/write, routed once the store is open */
     struct promql_storage query_storage; /* the lazy view, for the API and the rules */
     struct rules_manager *rules; /* recording and alerting rules; NULL until the store opens */
+    struct scrape_fetcher fetcher; /* HTTP fetches of the scrape manager */
+    bool has_fetcher;
+    struct scrape_manager *scrape; /* scrape_configs; NULL until the store opens */
     struct hs_buf config_yaml;  /* effective settings for /api/v1/status/config */
     struct hs_arena api_strings; /* strings the API borrows; outlive config reloads */
     struct hs_err store_err;    /* idem, when opening failed */
@@ -136,6 +141,94 @@ static int load_rule_set(const struct cli_config *c, struct rules_set **out, str
         return rc;
     }
     *out = set;
+    return HS_OK;
+}
+
+/* Hands 'cfg' (may be NULL: no scrape_configs) to the manager, which takes it. */
+static int apply_scrape_config(struct scrape_manager *m, struct scrape_config *cfg,
+                               struct hs_err *err)
+{
+    if (cfg == NULL) {
+        struct hs_ydoc *empty = hs_ydoc_parse("{}", 2, "<none>", err);
+        if (empty == NULL)
+            return err ? err->code : HS_ENOMEM;
+        int rc = scrape_config_parse(empty, empty->root, &cfg, err);
+        hs_ydoc_free(empty);
+        if (rc != HS_OK)
+            return rc;
+    }
+    return scrape_manager_apply(m, cfg, err);
+}
+
+static int targets_data(void *arg, struct http_request *r, struct hs_buf *out, struct hs_err *err)
+{
+    struct server *s = arg;
+    if (s->scrape == NULL)
+        return hs_buf_puts(out, "{\"activeTargets\":[],\"droppedTargets\":[]}");
+    return scrape_manager_targets_api(s->scrape, r, out, err);
+}
+
+static int scrape_metrics(void *arg, struct hs_buf *out)
+{
+    struct scrape_stats st;
+    scrape_manager_get_stats(arg, &st);
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } fams[] = {
+        {"holoscope_scrapes_total", "counter", "Scrapes of all targets.", (double)st.scrapes_total},
+        {"holoscope_scrapes_failed_total", "counter", "Scrapes that ended with up 0.",
+         (double)st.scrapes_failed},
+        {"holoscope_scrape_samples_appended_total", "counter",
+         "Scraped samples (raw, unified and report) accepted by the store.",
+         (double)st.samples_appended},
+        {"holoscope_scrape_samples_rejected_total", "counter",
+         "Scraped samples the store refused.", (double)st.samples_rejected},
+        {"holoscope_scrape_stale_markers_total", "counter", "Staleness markers written.",
+         (double)st.stale_markers},
+        {"holoscope_scrape_cache_hits_total", "counter",
+         "Samples appended by series reference from a target's cache.", (double)st.cache_hits},
+        {"holoscope_scrape_cache_misses_total", "counter",
+         "Samples that needed label building.", (double)st.cache_misses},
+        {"holoscope_scrape_targets_up", "gauge", "Targets whose last scrape succeeded.",
+         (double)st.targets_up},
+        {"holoscope_scrape_targets_down", "gauge", "Targets whose last scrape failed.",
+         (double)st.targets_down},
+    };
+    int rc = HS_OK;
+    for (size_t i = 0; i < HS_ARRAY_LEN(fams) && rc == HS_OK; i++) {
+        rc = api_expo_family(out, fams[i].name, fams[i].type, fams[i].help);
+        if (rc == HS_OK)
+            rc = api_expo_sample(out, fams[i].name, NULL, fams[i].v);
+    }
+    return rc;
+}
+
+static int start_scrape(struct server *s)
+{
+    struct hs_err err = {0};
+    struct http_client_config hc;
+    http_client_config_defaults(&hc);
+    if (scrape_fetcher_http_new(&hc, &s->fetcher, &err) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the scraper", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    s->has_fetcher = true;
+    struct scrape_manager_options o = {0};
+    o.fetcher = s->fetcher;
+    o.db = s->db;
+    if (scrape_manager_new(&o, &s->scrape, &err) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the scraper", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    struct scrape_config *cfg = s->cfg.scrape;
+    s->cfg.scrape = NULL; /* the manager takes it */
+    if (apply_scrape_config(s->scrape, cfg, &err) != HS_OK ||
+        api_metrics_add_collector(s->metrics, scrape_metrics, s->scrape) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot apply the scrape configuration", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    hs_log(HS_LOG_INFO, "scraping", HS_LINT("targets", (int64_t)scrape_manager_ntargets(s->scrape)));
     return HS_OK;
 }
 
@@ -302,7 +395,7 @@ static void on_store_opened(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(s->base);
         return;
     }
-    if (start_collectors(s) != HS_OK || start_rules(s) != HS_OK) {
+    if (start_collectors(s) != HS_OK || start_scrape(s) != HS_OK || start_rules(s) != HS_OK) {
         s->exit_code = CLI_EXIT_FAILURE;
         event_base_loopbreak(s->base);
         return;
@@ -349,6 +442,10 @@ static int reload(void *arg, struct hs_err *err)
         rc = load_rule_set(&fresh, &set, err);
     if (rc == HS_OK && set != NULL)
         rc = rules_manager_update(s->rules, set, err); /* takes the set, also on error */
+    if (rc == HS_OK && s->scrape != NULL) {
+        rc = apply_scrape_config(s->scrape, fresh.scrape, err);
+        fresh.scrape = NULL; /* the manager took it */
+    }
     if (rc != HS_OK) {
         cli_config_cleanup(&fresh);
         return rc;
@@ -434,6 +531,8 @@ static int start_query_api(struct server *s, struct hs_err *err)
     pc.delete_series = cli_tsdb_delete;
     pc.clean_tombstones = cli_tsdb_clean_tombstones;
     pc.admin_arg = &s->db;
+    pc.targets = targets_data;
+    pc.targets_arg = s;
     pc.rules = rules_data;
     pc.rules_arg = s;
     pc.alerts = alerts_data;
@@ -504,6 +603,9 @@ static void server_cleanup(struct server *s)
     hs_buf_cleanup(&s->config_yaml);
     hs_arena_cleanup(&s->api_strings);
     rules_manager_free(s->rules); /* stops its thread: no queries or appends after this */
+    scrape_manager_free(s->scrape); /* stops every loop (staleness markers) and its thread */
+    if (s->has_fetcher)
+        scrape_fetcher_http_free(&s->fetcher);
     collect_free(s->collect);     /* stops its thread: no appends after this */
     if (s->db != NULL) {
         tsdb_close(s->db); /* flushes and fsyncs the WAL */

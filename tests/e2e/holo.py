@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 BIN = os.environ.get("HOLOSCOPE_BIN") or os.path.join(
