@@ -129,7 +129,7 @@ struct scrape_target_health {
     int health;                /* enum scrape_health */
     int64_t last_scrape_ms;    /* start of the last scrape, 0 = never */
     double last_duration_s;    /* fetch + ingest of the last scrape */
-    char last_error[256];      /* "" when the last scrape succeeded */
+    char last_error[512];      /* "" when the last scrape succeeded */
     uint64_t last_samples;     /* samples scraped in the last scrape */
     uint64_t last_series;      /* series in the cache after it */
     int backend;               /* enum scrape_backend detected (or pinned), NONE until known */
