@@ -865,6 +865,7 @@ static void health_update(struct scrape_loop *l, struct run *r, int64_t start_ms
     s->scrapes_total++;
     if (rc != HS_OK)
         s->scrapes_failed++;
+    s->samples_scraped += r->scraped;
     s->samples_appended += d->samples_appended;
     s->samples_rejected += d->samples_rejected;
     s->samples_duplicate += d->samples_duplicate;

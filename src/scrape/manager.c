@@ -144,6 +144,7 @@ static void stats_add(struct scrape_stats *a, const struct scrape_stats *b)
 {
     a->scrapes_total += b->scrapes_total;
     a->scrapes_failed += b->scrapes_failed;
+    a->samples_scraped += b->samples_scraped;
     a->samples_appended += b->samples_appended;
     a->samples_rejected += b->samples_rejected;
     a->samples_duplicate += b->samples_duplicate;

@@ -112,6 +112,7 @@ enum scrape_health {
 struct scrape_stats {
     uint64_t scrapes_total;          /* attempts ingested */
     uint64_t scrapes_failed;         /* of which up = 0 */
+    uint64_t samples_scraped;        /* raw samples read from targets (as scrape_samples_scraped) */
     uint64_t samples_appended;       /* raw + unified + report samples accepted by the store */
     uint64_t samples_rejected;       /* refused by the store (out of order, limits, ...) */
     uint64_t samples_duplicate;      /* same series twice in one scrape (later ones skipped) */

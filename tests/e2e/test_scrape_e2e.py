@@ -134,7 +134,8 @@ collectors:
             status, _, body = self.srv.get("/api/v1/targets")
             active = json.loads(body)["data"]["activeTargets"]
             down = [t for t in active if t["labels"]["job"] == "down"]
-            if down and down[0]["health"] == "down":
+            # Targets start at their own offsets: wait until all were scraped.
+            if len(active) == 4 and all(t["health"] != "unknown" for t in active):
                 break
             time.sleep(0.2)
         self.assertEqual(len(active), 4)
@@ -144,6 +145,7 @@ collectors:
         self.assertEqual(json.loads(body)["data"]["activeTargets"], [])
         status, _, body = self.srv.get("/metrics")
         self.assertIn("holoscope_scrapes_total", body.decode())
+        self.assertRegex(body.decode(), r"\nholoscope_scrape_samples_scraped_total [1-9]")
 
 
 if __name__ == "__main__":
