@@ -33,6 +33,9 @@ rm -rf "$OUT/peers"
 cp -r "$PEERS_SRC" "$OUT/peers"
 chmod -R u+w "$OUT/peers"
 export RESULTS_DIR="$OUT/results"
+# Compare per raw scraped sample: holoscope also stores the unified llm_server_*/hw_gpu_*
+# series and report series beside each scraped sample, which its store counter includes.
+export HOLOSCOPE_SAMPLES_METRIC=${HOLOSCOPE_SAMPLES_METRIC:-holoscope_scrape_samples_scraped_total}
 mkdir -p "$RESULTS_DIR"
 
 probe_dir=$(mktemp -d)
