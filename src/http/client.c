@@ -647,6 +647,17 @@ static void connect_failed(struct http_client_call *call, struct cconn *k, short
 {
     bool is_tls_failure = false;
     char msg[200] = "";
+    /* Any failure before the connection is up moves on to the next resolved
+     * address while there is one: "localhost" resolves to ::1 before
+     * 127.0.0.1 on a stock Debian, and over TLS a refused connection is
+     * reported by the TLS layer, not as a socket error.  A real TLS
+     * failure then repeats on the last address and is reported there. */
+    if (call->ai_next != NULL) {
+        conn_close(call->conn);
+        call->conn = NULL;
+        start_connect(call);
+        return;
+    }
     if (call->url.is_tls) {
         unsigned long oe = bufferevent_get_openssl_error(k->bev);
         SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
@@ -662,10 +673,6 @@ static void connect_failed(struct http_client_call *call, struct cconn *k, short
     }
     conn_close(call->conn);
     call->conn = NULL;
-    if (call->ai_next != NULL) {
-        start_connect(call);
-        return;
-    }
     fail(call, HTTP_CLIENT_FAIL_CONNECT, HS_EIO, "%s: connect failed: %s", call->url.origin,
          serr ? evutil_socket_error_to_string(serr) : "connection closed");
 }
