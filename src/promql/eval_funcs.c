@@ -945,6 +945,9 @@ struct win {
     const int64_t *t;
     const double *v;
     const int64_t *st; /* start timestamps aligned with t, or NULL */
+    /* drops[i] = how many samples up to i are below their predecessor (a
+     * prefix count over the whole series, aligned with t), or NULL */
+    const uint32_t *drops;
     size_t n;
     int64_t start; /* exclusive */
     int64_t end;   /* inclusive */
@@ -988,7 +991,8 @@ static double extrapolated_rate(const struct win *w, bool counter, bool rate, bo
     if (n == 0)
         return 0;
     double result = w->v[n - 1] - w->v[0];
-    if (counter) {
+    /* Without start times a window holding no drop needs no reset scan. */
+    if (counter && (st != NULL || w->drops == NULL || w->drops[n - 1] != w->drops[0])) {
         for (size_t i = 1; i < n; i++) {
             if (st != NULL && !*overlap && st_overlap(st[i - 1], w->t[i - 1], st[i]))
                 *overlap = true;
@@ -1192,6 +1196,17 @@ static bool range_fn(struct promql__ctx *c, int id, const struct win *w, double 
     case PROMQL__F_TS_OF_MIN_OVER_TIME: {
         double best = w->v[0];
         int64_t bt = w->t[0];
+        if (id == PROMQL__F_MAX_OVER_TIME || id == PROMQL__F_MIN_OVER_TIME) {
+            /* The value alone: one tight loop per direction (NaN loses to any number). */
+            bool mx = id == PROMQL__F_MAX_OVER_TIME;
+            for (size_t i = 1; i < n; i++) {
+                double f = w->v[i];
+                if ((mx ? f > best : f < best) || isnan(best))
+                    best = f;
+            }
+            *out = best;
+            return true;
+        }
         for (size_t i = 0; i < n; i++) {
             double f = w->v[i];
             bool take;
@@ -1335,6 +1350,7 @@ static bool extended_fn(int id, const struct win *w, bool smoothed, double *out)
         sub.t += first;
         sub.v += first;
         sub.st = NULL;
+        sub.drops = NULL;
         sub.n -= first;
         double k = 0;
         for (size_t i = 1; i < sub.n; i++) {
@@ -1469,6 +1485,25 @@ static int range_call(struct promql__ctx *c, const struct promql_node *n, int id
     double *scratch = promql__alloc(c, (maxn ? maxn : 1) * sizeof *scratch);
     if (scratch == NULL)
         return promql__oom(c);
+    /* rate/increase: prefix counts of drops per series, so that windows with no
+     * counter reset skip the per-sample scan (exact: the scan runs unchanged
+     * wherever a drop lies inside the window). */
+    uint32_t *drops = NULL;
+    if ((id == PROMQL__F_RATE || id == PROMQL__F_INCREASE) && m.ext == 0) {
+        drops = promql__alloc(c, (maxn ? maxn : 1) * sizeof *drops);
+        if (drops == NULL)
+            return promql__oom(c);
+    }
+    /* max/min_over_time: a monotonic queue of sample indexes per series gives each
+     * window's result without re-reading it (the earliest of equal extremes, NaN
+     * only when the window holds nothing else, as the per-window scan does). */
+    size_t *dq = NULL;
+    bool dq_max = id == PROMQL__F_MAX_OVER_TIME;
+    if ((id == PROMQL__F_MAX_OVER_TIME || id == PROMQL__F_MIN_OVER_TIME) && m.ext == 0) {
+        dq = promql__alloc(c, (maxn ? maxn : 1) * sizeof *dq);
+        if (dq == NULL)
+            return promql__oom(c);
+    }
     bool keep_name = id == PROMQL__F_LAST_OVER_TIME || id == PROMQL__F_FIRST_OVER_TIME;
     for (size_t k = 0; k < m.nm; k++) {
         const struct promql__mseries *ms = &m.m[k];
@@ -1481,12 +1516,20 @@ static int range_call(struct promql__ctx *c, const struct promql_node *n, int id
             continue;
         s->labels = ms->labels;
         s->drop_name = !keep_name || ms->drop_name;
+        const uint32_t *ms_drops = NULL;
+        if (drops != NULL && ms->st == NULL) {
+            drops[0] = 0;
+            for (size_t j = 1; j < ms->n; j++)
+                drops[j] = drops[j - 1] + (ms->v[j] < ms->v[j - 1]);
+            ms_drops = drops;
+        }
+        size_t dq_head = 0, dq_tail = 0, dq_next = 0;
         for (size_t i = 0; i < g->n; i++) {
             struct win w;
             int64_t end = m.wend[i], start = end - m.range_ms;
             int64_t lo_t = start - xlb, hi_t = end + (m.ext == PROMQL__EXT_SMOOTHED ? xlb : 0);
             if (i > 0 && m.wend[i] < m.wend[i - 1])
-                lo = hi = 0;
+                lo = hi = dq_head = dq_tail = dq_next = 0;
             while (lo < ms->n && ms->t[lo] <= lo_t)
                 lo++;
             if (hi < lo)
@@ -1496,12 +1539,32 @@ static int range_call(struct promql__ctx *c, const struct promql_node *n, int id
             w.t = ms->t + lo;
             w.v = ms->v + lo;
             w.st = ms->st != NULL ? ms->st + lo : NULL;
+            w.drops = ms_drops != NULL ? ms_drops + lo : NULL;
             w.n = hi - lo;
             w.start = start;
             w.end = end;
             w.range_ms = m.range_ms;
             if (w.n == 0)
                 continue;
+            if (dq != NULL) {
+                if (dq_next < lo)
+                    dq_next = lo;
+                for (; dq_next < hi; dq_next++) {
+                    double f = ms->v[dq_next];
+                    if (isnan(f))
+                        continue;
+                    while (dq_tail > dq_head &&
+                           (dq_max ? ms->v[dq[dq_tail - 1]] < f : ms->v[dq[dq_tail - 1]] > f))
+                        dq_tail--;
+                    dq[dq_tail++] = dq_next;
+                }
+                while (dq_head < dq_tail && dq[dq_head] < lo)
+                    dq_head++;
+                s->v[i] = dq_head < dq_tail ? ms->v[dq[dq_head]] : NAN;
+                s->ok[i] = true;
+                any = true;
+                continue;
+            }
             double a0 = sa[0] ? sa[0][i] : 0, a1 = sa[1] ? sa[1][i] : 0;
             bool ok;
             if (m.ext != 0) {
