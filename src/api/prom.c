@@ -1343,6 +1343,31 @@ static void handle_snapshot(struct http_request *r, void *arg)
     respond_error(r, "internal", "snapshots are not supported");
 }
 
+/* /api/v1/format_query: the query's canonical text, as Prometheus prints it. */
+static void handle_format_query(struct http_request *r, void *arg)
+{
+    (void)arg;
+    const char *q = http_request_param(r, "query");
+    if (q == NULL) {
+        respond_error(r, "bad_data", "invalid parameter \"query\": unknown position: parse "
+                                     "error: no expression found in input");
+        return;
+    }
+    struct hs_buf text, data;
+    hs_buf_init(&text, 0);
+    hs_buf_init(&data, 0);
+    struct hs_err err = {0};
+    int rc = promql_format_query(q, &text, &err);
+    if (rc == HS_EPARSE || rc == HS_ETOOBIG)
+        respond_error(r, "bad_data", "invalid parameter \"query\": %s", err.msg);
+    else if (rc != HS_OK || hs_buf_json_str(&data, text.p ? text.p : "", text.len) != HS_OK)
+        respond_error(r, "internal", "%s", err.msg[0] ? err.msg : hs_strerror(rc));
+    else
+        respond_data(r, data.p, data.len, NULL);
+    hs_buf_cleanup(&text);
+    hs_buf_cleanup(&data);
+}
+
 static int register_meta(struct api_prom *p, struct http_server *srv)
 {
     static const struct {
@@ -1358,6 +1383,8 @@ static int register_meta(struct api_prom *p, struct http_server *srv)
         {"GET", "/api/v1/rules", handle_rules},
         {"GET", "/api/v1/alerts", handle_alerts},
         {"GET", "/api/v1/alertmanagers", handle_alertmanagers},
+        {"GET", "/api/v1/format_query", handle_format_query},
+        {"POST", "/api/v1/format_query", handle_format_query},
         {"GET", "/api/v1/status/buildinfo", handle_buildinfo},
         {"GET", "/api/v1/status/runtimeinfo", handle_runtimeinfo},
         {"GET", "/api/v1/status/flags", handle_flags},

@@ -231,6 +231,10 @@ const char *promql_error_type(int code);
  */
 HS_MUST_CHECK int promql_result_json(const struct promql_result *r, struct hs_buf *out);
 
+/* Appends the canonical text of query 'text' (Prometheus' format_query):
+ * HS_OK, or HS_EPARSE / HS_ETOOBIG with "1:5: parse error: ..." in err. */
+HS_MUST_CHECK int promql_format_query(const char *text, struct hs_buf *out, struct hs_err *err);
+
 /* Appends a float as Prometheus' API writes sample values ("1", "0.1", "1e+21"
  * is written as "1000000000000000000000"; "NaN", "+Inf", "-Inf"). */
 HS_MUST_CHECK int promql_format_value(double v, struct hs_buf *out);

@@ -80,6 +80,14 @@ class ServeEndToEnd(unittest.TestCase):
         doc = json.loads(body)
         self.assertEqual(doc["errorType"], "bad_data")
         self.assertIn("parse error", doc["error"])
+        status, _, body = self.srv.get(
+            "/api/v1/format_query?query=" + holo.urllib.parse.quote('sum(rate(x{a="b"}[5m]))by(job)/2'))
+        self.assertEqual(json.loads(body), {"status": "success",
+                                            "data": 'sum by (job) (rate(x{a="b"}[5m])) / 2'})
+        status, _, body = self.srv.get("/api/v1/format_query?query=sum(")
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["error"],
+                         'invalid parameter "query": 1:5: parse error: unclosed left parenthesis')
         status, _, body = self.srv.get("/api/v1/labels")
         self.assertEqual(status, 200, body)
         self.assertIn("__name__", json.loads(body)["data"])
