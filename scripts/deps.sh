@@ -7,7 +7,7 @@
 set -eu
 
 # Build and test dependencies (Debian 12 package names).
-PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config git
+PACKAGES="cmake make gcc clang clang-format libclang-rt-14-dev pkg-config git
 libevent-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev
 libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
 python3 curl ca-certificates prometheus"

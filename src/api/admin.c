@@ -78,11 +78,16 @@ int api_admin_register(struct http_server *srv, struct api_admin *admin)
 static const char *error_type(int status)
 {
     switch (status) {
-    case 404: return "not_found";
-    case 408: return "timeout";
-    case 422: return "execution";
-    case 503: return "unavailable";
-    default: return status >= 500 ? "internal" : "bad_data";
+    case 404:
+        return "not_found";
+    case 408:
+        return "timeout";
+    case 422:
+        return "execution";
+    case 503:
+        return "unavailable";
+    default:
+        return status >= 500 ? "internal" : "bad_data";
     }
 }
 
@@ -90,8 +95,8 @@ int api_error_formatter(void *arg, int status, const char *msg, struct hs_buf *o
                         const char **content_type)
 {
     (void)arg;
-    int rc = hs_buf_printf(out, "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":",
-                           error_type(status));
+    int rc = hs_buf_printf(
+        out, "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":", error_type(status));
     if (rc == HS_OK)
         rc = hs_buf_json_str(out, msg, strlen(msg));
     if (rc == HS_OK)

@@ -24,11 +24,10 @@
 #include <unistd.h>
 
 /* Prometheus client libraries' default buckets. */
-static const double duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                          0.5,   1,    2.5,   5,    10};
-#define NBUCKETS HS_ARRAY_LEN(duration_buckets)
+static const double duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS     HS_ARRAY_LEN(duration_buckets)
 #define MAX_HANDLERS 128
-#define MAX_CODES 2048
+#define MAX_CODES    2048
 
 struct handler_stats {
     char *name;
@@ -234,8 +233,8 @@ static int render_process(struct api_metrics *m, struct hs_buf *out)
 {
     struct proc_stats ps;
     read_proc(&ps);
-    const char *build[] = {"version", HS_VERSION, "revision", HS_COMMIT, "compiler", HS_COMPILER,
-                           NULL};
+    const char *build[] = {"version",  HS_VERSION,  "revision", HS_COMMIT,
+                           "compiler", HS_COMPILER, NULL};
     int rc = api_expo_family(out, "holoscope_build_info", "gauge",
                              "A metric with a constant '1' value labeled by version, revision "
                              "and compiler from which holoscope was built.");
@@ -244,7 +243,8 @@ static int render_process(struct api_metrics *m, struct hs_buf *out)
     static const struct {
         const char *name, *type, *help;
     } fams[] = {
-        {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds."},
+        {"process_cpu_seconds_total", "counter",
+         "Total user and system CPU time spent in seconds."},
         {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
         {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."},
         {"process_open_fds", "gauge", "Number of open file descriptors."},

@@ -1349,8 +1349,9 @@ static void handle_format_query(struct http_request *r, void *arg)
     (void)arg;
     const char *q = http_request_param(r, "query");
     if (q == NULL) {
-        respond_error(r, "bad_data", "invalid parameter \"query\": unknown position: parse "
-                                     "error: no expression found in input");
+        respond_error(r, "bad_data",
+                      "invalid parameter \"query\": unknown position: parse "
+                      "error: no expression found in input");
         return;
     }
     struct hs_buf text, data;

@@ -86,8 +86,9 @@ static int check_metrics(int argc, char **argv)
         if (strcmp(argv[i], "--openmetrics") == 0) {
             format = SCRAPE_FORMAT_OPENMETRICS;
         } else {
-            fprintf(stderr, "holoscope check metrics: unexpected argument \"%s\" (the input is "
-                            "read from standard input)\n",
+            fprintf(stderr,
+                    "holoscope check metrics: unexpected argument \"%s\" (the input is "
+                    "read from standard input)\n",
                     argv[i]);
             return CLI_EXIT_USAGE;
         }

@@ -46,8 +46,7 @@ static const char help_help[] =
 
 static const struct cli_command commands[] = {
     {"serve", "run the store, API, dashboard and collectors", cli_help_serve, cli_cmd_serve},
-    {"check", "validate a configuration file or metrics exposition", cli_help_check,
-     cli_cmd_check},
+    {"check", "validate a configuration file or metrics exposition", cli_help_check, cli_cmd_check},
     {"promql-test", "run PromQL acceptance-test scripts", cli_help_promql_test,
      cli_cmd_promql_test},
     {"tsdb", "offline data-directory tools: backfill blocks, list blocks", cli_help_tsdb,

@@ -24,7 +24,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum ftype { F_STR, F_BOOL, F_INT, F_DURATION, F_BYTES, F_LOGLEVEL, F_LOGFORMAT, F_FSYNC, F_STRLIST };
+enum ftype {
+    F_STR,
+    F_BOOL,
+    F_INT,
+    F_DURATION,
+    F_BYTES,
+    F_LOGLEVEL,
+    F_LOGFORMAT,
+    F_FSYNC,
+    F_STRLIST
+};
 
 struct field {
     const char *path;  /* YAML path */
@@ -186,13 +196,13 @@ static int set_from_text(struct cli_config *c, const struct field *f, const char
         return HS_OK;
     case F_BYTES:
         if (hs_parse_bytes(text, (uint64_t *)base) != HS_OK)
-            return hs_err_set(err, HS_EINVAL,
-                              "%s: expected a size like 512MB or 4GiB, got \"%s\"", where, text);
+            return hs_err_set(err, HS_EINVAL, "%s: expected a size like 512MB or 4GiB, got \"%s\"",
+                              where, text);
         return HS_OK;
     case F_LOGLEVEL:
         if (hs_log_level_parse(text, (int *)base) != HS_OK)
-            return hs_err_set(err, HS_EINVAL,
-                              "%s: expected debug, info, warn or error, got \"%s\"", where, text);
+            return hs_err_set(err, HS_EINVAL, "%s: expected debug, info, warn or error, got \"%s\"",
+                              where, text);
         return HS_OK;
     case F_LOGFORMAT:
         if (hs_log_format_parse(text, (int *)base) != HS_OK)
@@ -238,8 +248,8 @@ static int set_from_text(struct cli_config *c, const struct field *f, const char
 /* ---- the file ---- */
 
 /* A YAML list of strings into a F_STRLIST field (pointer, then count). */
-static int set_list_from_node(struct cli_config *c, const struct field *f,
-                              const struct hs_ynode *n, struct hs_err *err)
+static int set_list_from_node(struct cli_config *c, const struct field *f, const struct hs_ynode *n,
+                              struct hs_err *err)
 {
     const struct hs_ydoc *d = c->doc;
     char *base = (char *)c + f->off;
@@ -479,8 +489,8 @@ static int load_flags(struct cli_config *c, int argc, char **argv, int *rest, in
     return HS_OK;
 }
 
-int cli_config_load(struct cli_config *c, int argc, char **argv, char **envp, int *rest,
-                    int *nrest, struct hs_err *err)
+int cli_config_load(struct cli_config *c, int argc, char **argv, char **envp, int *rest, int *nrest,
+                    struct hs_err *err)
 {
     const char *path = NULL;
     int rc = find_config_flag(argc, argv, &path, err);
@@ -581,19 +591,33 @@ static void value_text(const struct cli_config *c, const struct field *f, char *
 {
     const char *base = (const char *)c + f->off;
     switch (f->type) {
-    case F_STR: snprintf(out, len, "%s", *(const char *const *)base); break;
-    case F_BOOL: snprintf(out, len, "%s", *(const bool *)base ? "true" : "false"); break;
-    case F_INT: snprintf(out, len, "%lld", (long long)*(const int64_t *)base); break;
-    case F_DURATION: hs_format_duration(*(const int64_t *)base, out, len); break;
-    case F_BYTES: snprintf(out, len, "%llu", (unsigned long long)*(const uint64_t *)base); break;
+    case F_STR:
+        snprintf(out, len, "%s", *(const char *const *)base);
+        break;
+    case F_BOOL:
+        snprintf(out, len, "%s", *(const bool *)base ? "true" : "false");
+        break;
+    case F_INT:
+        snprintf(out, len, "%lld", (long long)*(const int64_t *)base);
+        break;
+    case F_DURATION:
+        hs_format_duration(*(const int64_t *)base, out, len);
+        break;
+    case F_BYTES:
+        snprintf(out, len, "%llu", (unsigned long long)*(const uint64_t *)base);
+        break;
     case F_LOGLEVEL: {
         static const char *names[] = {"debug", "info", "warn", "error"};
         int l = *(const int *)base;
         snprintf(out, len, "%s", l >= 0 && l < 4 ? names[l] : "info");
         break;
     }
-    case F_LOGFORMAT: snprintf(out, len, "%s", *(const int *)base ? "json" : "logfmt"); break;
-    case F_FSYNC: snprintf(out, len, "%s", *(const int *)base ? "batch" : "interval"); break;
+    case F_LOGFORMAT:
+        snprintf(out, len, "%s", *(const int *)base ? "json" : "logfmt");
+        break;
+    case F_FSYNC:
+        snprintf(out, len, "%s", *(const int *)base ? "batch" : "interval");
+        break;
     case F_STRLIST: {
         const char *const *list = *(const char *const *const *)base;
         size_t n = *(const size_t *)(base + sizeof(const char **)), off = 0;
@@ -602,7 +626,8 @@ static void value_text(const struct cli_config *c, const struct field *f, char *
             off += (size_t)snprintf(out + off, len - off, "%s%s", i ? "," : "", list[i]);
         break;
     }
-    default: snprintf(out, len, "?");
+    default:
+        snprintf(out, len, "?");
     }
 }
 
@@ -624,8 +649,7 @@ int cli_config_render_yaml(const struct cli_config *c, struct hs_buf *out)
             size_t n = (size_t)(dot - p);
             same = same && strncmp(p, q, n) == 0 && q[n] == '.';
             if (!same)
-                rc = rc == HS_OK ? hs_buf_printf(out, "%*s%.*s:\n", 2 * depth, "", (int)n, p)
-                                 : rc;
+                rc = rc == HS_OK ? hs_buf_printf(out, "%*s%.*s:\n", 2 * depth, "", (int)n, p) : rc;
             depth++;
             p = dot + 1;
             if (same)

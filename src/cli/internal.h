@@ -26,12 +26,12 @@
 struct scrape_config;
 
 struct cli_config {
-    const char *config_file;     /* path given with --config, or NULL */
-    const char *listen;          /* HOST:PORT of the API, UI and /metrics */
-    bool allow_remote;           /* listen on a non-loopback address */
-    const char *data_dir;        /* storage directory */
-    int log_level;               /* enum hs_log_level */
-    int log_format;              /* enum hs_log_format */
+    const char *config_file; /* path given with --config, or NULL */
+    const char *listen;      /* HOST:PORT of the API, UI and /metrics */
+    bool allow_remote;       /* listen on a non-loopback address */
+    const char *data_dir;    /* storage directory */
+    int log_level;           /* enum hs_log_level */
+    int log_format;          /* enum hs_log_format */
     int64_t http_max_connections;
     uint64_t http_max_header_bytes;
     uint64_t http_max_body_bytes;
@@ -58,11 +58,11 @@ struct cli_config {
     const char *nvml_library;    /* collectors.nvml_library */
     const char **rule_files;     /* rule_files: globs of Prometheus-format rule files */
     size_t nrule_files;
-    bool rules_default_pack;     /* rules.default_pack: load the embedded LLM rule pack */
-    int64_t rules_interval_ms;   /* rules.evaluation_interval: groups without their own */
-    struct hs_ydoc *doc;         /* the parsed file, kept for module sections; may be NULL */
+    bool rules_default_pack;      /* rules.default_pack: load the embedded LLM rule pack */
+    int64_t rules_interval_ms;    /* rules.evaluation_interval: groups without their own */
+    struct hs_ydoc *doc;          /* the parsed file, kept for module sections; may be NULL */
     struct scrape_config *scrape; /* global + scrape_configs of the file (owned; NULL: none) */
-    struct hs_arena strings;     /* copies of strings from env and flags */
+    struct hs_arena strings;      /* copies of strings from env and flags */
 };
 
 enum { CLI_WAL_FSYNC_INTERVAL = 0, CLI_WAL_FSYNC_BATCH = 1 };
@@ -100,9 +100,9 @@ HS_MUST_CHECK int cli_split_hostport(const char *s, char *host, size_t host_len,
 
 /* One subcommand. */
 struct cli_command {
-    const char *name;     /* "serve", "check config", ... */
-    const char *summary;  /* one line for the command list */
-    const char *help;     /* man-style text for --help */
+    const char *name;                               /* "serve", "check config", ... */
+    const char *summary;                            /* one line for the command list */
+    const char *help;                               /* man-style text for --help */
     int (*run)(int argc, char **argv, char **envp); /* argv[0] is the command name */
 };
 

@@ -49,9 +49,9 @@ static int lazy_select(void *ctx, const struct promql_matcher *ms, size_t nms, i
     return l->inner.ops->select(l->inner.ctx, ms, nms, mint_ms, maxt_ms, set, err);
 }
 
-static int lazy_label_names(void *ctx, const struct promql_matcher *ms, size_t nms,
-                            int64_t mint_ms, int64_t maxt_ms, struct hs_arena *arena,
-                            const char ***out, size_t *n, struct hs_err *err)
+static int lazy_label_names(void *ctx, const struct promql_matcher *ms, size_t nms, int64_t mint_ms,
+                            int64_t maxt_ms, struct hs_arena *arena, const char ***out, size_t *n,
+                            struct hs_err *err)
 {
     struct cli_lazy_storage *l = lazy_of(ctx);
     if (!atomic_load_explicit(&l->ready, memory_order_acquire))
@@ -66,8 +66,8 @@ static int lazy_label_values(void *ctx, const char *name, const struct promql_ma
     struct cli_lazy_storage *l = lazy_of(ctx);
     if (!atomic_load_explicit(&l->ready, memory_order_acquire))
         return not_ready(err);
-    return l->inner.ops->label_values(l->inner.ctx, name, ms, nms, mint_ms, maxt_ms, arena, out,
-                                      n, err);
+    return l->inner.ops->label_values(l->inner.ctx, name, ms, nms, mint_ms, maxt_ms, arena, out, n,
+                                      err);
 }
 
 struct cli_lazy_storage *cli_lazy_storage_new(void)

@@ -5,8 +5,8 @@
  * directory; event loop and signal events; HTTP server with the management
  * endpoints (so /-/healthy answers at once and /-/ready says 503 while
  * starting); then the store is opened on a helper thread, which replays
- * its WAL, and readiness turns true when that thread reports back.  SIGTERM and SIGINT start a graceful shutdown
- * (stop accepting, finish in-flight requests within shutdown_timeout, flush
+ * its WAL, and readiness turns true when that thread reports back.  SIGTERM and SIGINT start a
+ * graceful shutdown (stop accepting, finish in-flight requests within shutdown_timeout, flush
  * state); a second signal stops at once.  SIGHUP (and POST /-/reload)
  * re-reads the configuration file and applies what can change live.
  *
@@ -78,22 +78,22 @@ struct server {
     struct event *store_opened; /* activated by the opener thread */
     pthread_t opener;
     bool has_opener;
-    struct tsdb *db;            /* written by the opener thread before it activates store_opened */
+    struct tsdb *db; /* written by the opener thread before it activates store_opened */
     struct cli_lazy_storage *storage; /* PromQL's view of the store, usable before it opens */
     struct promql_engine_opts engine_opts;
     struct promql_engine *engine;
-    struct api_prom *prom;      /* the Prometheus HTTP API */
-    struct collect *collect;    /* host and GPU collectors; NULL when both are off */
-    struct api_remote_write *rw; /* POST /api/v1/write, routed once the store is open */
+    struct api_prom *prom;               /* the Prometheus HTTP API */
+    struct collect *collect;             /* host and GPU collectors; NULL when both are off */
+    struct api_remote_write *rw;         /* POST /api/v1/write, routed once the store is open */
     struct promql_storage query_storage; /* the lazy view, for the API and the rules */
-    struct rules_manager *rules; /* recording and alerting rules; NULL until the store opens */
+    struct rules_manager *rules;   /* recording and alerting rules; NULL until the store opens */
     struct scrape_fetcher fetcher; /* HTTP fetches of the scrape manager */
     bool has_fetcher;
     struct scrape_manager *scrape; /* scrape_configs; NULL until the store opens */
-    struct hs_buf config_yaml;  /* effective settings for /api/v1/status/config */
-    struct hs_arena api_strings; /* strings the API borrows; outlive config reloads */
-    struct hs_err store_err;    /* idem, when opening failed */
-    double start_time_s;        /* process start, epoch seconds */
+    struct hs_buf config_yaml;     /* effective settings for /api/v1/status/config */
+    struct hs_arena api_strings;   /* strings the API borrows; outlive config reloads */
+    struct hs_err store_err;       /* idem, when opening failed */
+    double start_time_s;           /* process start, epoch seconds */
     bool is_stopping;
     int exit_code;
 };
@@ -185,14 +185,14 @@ static int scrape_metrics(void *arg, struct hs_buf *out)
         {"holoscope_scrape_samples_appended_total", "counter",
          "Scraped samples (raw, unified and report) accepted by the store.",
          (double)st.samples_appended},
-        {"holoscope_scrape_samples_rejected_total", "counter",
-         "Scraped samples the store refused.", (double)st.samples_rejected},
+        {"holoscope_scrape_samples_rejected_total", "counter", "Scraped samples the store refused.",
+         (double)st.samples_rejected},
         {"holoscope_scrape_stale_markers_total", "counter", "Staleness markers written.",
          (double)st.stale_markers},
         {"holoscope_scrape_cache_hits_total", "counter",
          "Samples appended by series reference from a target's cache.", (double)st.cache_hits},
-        {"holoscope_scrape_cache_misses_total", "counter",
-         "Samples that needed label building.", (double)st.cache_misses},
+        {"holoscope_scrape_cache_misses_total", "counter", "Samples that needed label building.",
+         (double)st.cache_misses},
         {"holoscope_scrape_targets_up", "gauge", "Targets whose last scrape succeeded.",
          (double)st.targets_up},
         {"holoscope_scrape_targets_down", "gauge", "Targets whose last scrape failed.",
@@ -231,7 +231,8 @@ static int start_scrape(struct server *s)
         hs_log(HS_LOG_ERROR, "cannot apply the scrape configuration", HS_LSTR("err", err.msg));
         return HS_EINVAL;
     }
-    hs_log(HS_LOG_INFO, "scraping", HS_LINT("targets", (int64_t)scrape_manager_ntargets(s->scrape)));
+    hs_log(HS_LOG_INFO, "scraping",
+           HS_LINT("targets", (int64_t)scrape_manager_ntargets(s->scrape)));
     return HS_OK;
 }
 
@@ -605,11 +606,11 @@ static void server_cleanup(struct server *s)
     cli_lazy_storage_free(s->storage);
     hs_buf_cleanup(&s->config_yaml);
     hs_arena_cleanup(&s->api_strings);
-    rules_manager_free(s->rules); /* stops its thread: no queries or appends after this */
+    rules_manager_free(s->rules);   /* stops its thread: no queries or appends after this */
     scrape_manager_free(s->scrape); /* stops every loop (staleness markers) and its thread */
     if (s->has_fetcher)
         scrape_fetcher_http_free(&s->fetcher);
-    collect_free(s->collect);     /* stops its thread: no appends after this */
+    collect_free(s->collect); /* stops its thread: no appends after this */
     if (s->db != NULL) {
         tsdb_close(s->db); /* flushes and fsyncs the WAL */
         hs_log(HS_LOG_INFO, "store closed");
@@ -636,7 +637,8 @@ static int run(struct server *s)
         hs_log(HS_LOG_ERROR, "cannot create the event loop");
         return CLI_EXIT_FAILURE;
     }
-    if (add_signal(s, SIGTERM, &s->sig_term) != HS_OK || add_signal(s, SIGINT, &s->sig_int) != HS_OK ||
+    if (add_signal(s, SIGTERM, &s->sig_term) != HS_OK ||
+        add_signal(s, SIGINT, &s->sig_int) != HS_OK ||
         add_signal(s, SIGHUP, &s->sig_hup) != HS_OK) {
         hs_log(HS_LOG_ERROR, "cannot install signal handlers");
         return CLI_EXIT_FAILURE;
@@ -683,8 +685,9 @@ int cli_cmd_serve(int argc, char **argv, char **envp)
     }
     int rc = cli_config_load(&s.cfg, s.argc, s.argv, envp, rest, &nrest, &err);
     if (rc == HS_OK && nrest > 0)
-        rc = hs_err_set(&err, HS_EINVAL, "unknown option or argument \"%s\" (see holoscope serve "
-                                         "--help)",
+        rc = hs_err_set(&err, HS_EINVAL,
+                        "unknown option or argument \"%s\" (see holoscope serve "
+                        "--help)",
                         s.argv[rest[0]]);
     hs_free(rest);
     if (rc == HS_OK)

@@ -125,9 +125,9 @@ static void print_blocks(FILE *out, const struct tsdb_block_info *b, size_t n, b
         format_time(b[i].max_time_ms, human, mx, sizeof(mx));
         hs_format_duration(b[i].max_time_ms - b[i].min_time_ms, dur, sizeof(dur));
         format_size(b[i].size_bytes, human, sz, sizeof(sz));
-        fprintf(out, "%-26s  %-20s  %-20s  %-9s  %11llu  %10llu  %10llu  %12s\n", b[i].ulid, mn,
-                mx, dur, (unsigned long long)b[i].num_samples,
-                (unsigned long long)b[i].num_chunks, (unsigned long long)b[i].num_series, sz);
+        fprintf(out, "%-26s  %-20s  %-20s  %-9s  %11llu  %10llu  %10llu  %12s\n", b[i].ulid, mn, mx,
+                dur, (unsigned long long)b[i].num_samples, (unsigned long long)b[i].num_chunks,
+                (unsigned long long)b[i].num_series, sz);
     }
 }
 
@@ -335,9 +335,9 @@ static int backfill(const char *input, const char *data_dir, int64_t block_ms, b
         format_time(st.max_time_ms, true, mx, sizeof(mx));
         printf("wrote %zu block%s into %s: %llu series, %llu samples, time range %lld .. %lld "
                "(%s .. %s)",
-               st.n_blocks, st.n_blocks == 1 ? "" : "s", data_dir,
-               (unsigned long long)st.series, (unsigned long long)st.samples,
-               (long long)st.min_time_ms, (long long)st.max_time_ms, mn, mx);
+               st.n_blocks, st.n_blocks == 1 ? "" : "s", data_dir, (unsigned long long)st.series,
+               (unsigned long long)st.samples, (long long)st.min_time_ms, (long long)st.max_time_ms,
+               mn, mx);
         if (st.duplicates_dropped > 0)
             printf(", %llu duplicate samples dropped", (unsigned long long)st.duplicates_dropped);
         printf("\n");
@@ -383,8 +383,7 @@ static int cmd_create_blocks(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             if (hs_parse_duration_ms(val, &max_ms) != HS_OK || max_ms <= 0) {
-                fprintf(stderr, "%s: invalid --max-block-duration \"%s\" (e.g. 2h, 1d)\n", me,
-                        val);
+                fprintf(stderr, "%s: invalid --max-block-duration \"%s\" (e.g. 2h, 1d)\n", me, val);
                 return CLI_EXIT_USAGE;
             }
         } else if (!only_pos && a[0] == '-' && a[1] != '\0') {

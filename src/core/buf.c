@@ -120,11 +120,21 @@ int hs_buf_json_str(struct hs_buf *b, const char *s, size_t n)
         if (rc != HS_OK)
             break;
         switch (c) {
-        case '"': rc = hs_buf_append(b, "\\\"", 2); break;
-        case '\\': rc = hs_buf_append(b, "\\\\", 2); break;
-        case '\n': rc = hs_buf_append(b, "\\n", 2); break;
-        case '\r': rc = hs_buf_append(b, "\\r", 2); break;
-        case '\t': rc = hs_buf_append(b, "\\t", 2); break;
+        case '"':
+            rc = hs_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            rc = hs_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            rc = hs_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            rc = hs_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            rc = hs_buf_append(b, "\\t", 2);
+            break;
         default: {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             rc = hs_buf_append(b, e, 6);

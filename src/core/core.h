@@ -29,8 +29,8 @@
     } while (0)
 #define HS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define HS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define HS_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define HS_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define HS_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define HS_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -66,8 +66,7 @@ const char *hs_strerror(int code);
  * 'return hs_err_set(err, HS_EINVAL, "bad %s", x);'. */
 int hs_err_set(struct hs_err *err, int code, const char *fmt, ...) HS_PRINTF(3, 4);
 /* As hs_err_set with a byte position. */
-int hs_err_setpos(struct hs_err *err, int code, size_t pos, const char *fmt, ...)
-    HS_PRINTF(4, 5);
+int hs_err_setpos(struct hs_err *err, int code, size_t pos, const char *fmt, ...) HS_PRINTF(4, 5);
 void hs_err_clear(struct hs_err *err);
 
 /* ---- allocation --------------------------------------------------------
@@ -97,11 +96,11 @@ unsigned long hs_alloc_calls(void);
 struct hs_arena_block;
 struct hs_arena_cleanup_item;
 struct hs_arena {
-    struct hs_arena_block *head;              /* current block, linked to older ones */
-    struct hs_arena_cleanup_item *cleanups;   /* LIFO */
-    size_t block_size;                        /* default size of a new block */
-    size_t used_bytes;                        /* bytes handed out since the last reset */
-    size_t max_bytes;                         /* ceiling; 0 = none */
+    struct hs_arena_block *head;            /* current block, linked to older ones */
+    struct hs_arena_cleanup_item *cleanups; /* LIFO */
+    size_t block_size;                      /* default size of a new block */
+    size_t used_bytes;                      /* bytes handed out since the last reset */
+    size_t max_bytes;                       /* ceiling; 0 = none */
 };
 void hs_arena_init(struct hs_arena *a, size_t block_size, size_t max_bytes);
 void hs_arena_cleanup(struct hs_arena *a);
@@ -172,9 +171,9 @@ void hs_format_duration(int64_t ms, char *out, size_t out_len);
 size_t hs_format_double(double v, char *out, size_t out_len);
 
 /* ---- time ---------------------------------------------------------------- */
-int64_t hs_now_ms(void);       /* wall clock, ms since the epoch */
-int64_t hs_mono_ns(void);      /* monotonic clock, ns */
-double hs_now_seconds(void);   /* wall clock, seconds with fraction */
+int64_t hs_now_ms(void);     /* wall clock, ms since the epoch */
+int64_t hs_mono_ns(void);    /* monotonic clock, ns */
+double hs_now_seconds(void); /* wall clock, seconds with fraction */
 
 /* ---- hashing ---------------------------------------------------------------
  * 64-bit non-cryptographic hash, stable across runs and platforms of the same
@@ -227,11 +226,11 @@ struct hs_log_field {
     int64_t i;
     double d;
 };
-#define HS_LSTR(k, v) ((struct hs_log_field){(k), HS_LF_STR, (v), 0, 0})
-#define HS_LINT(k, v) ((struct hs_log_field){(k), HS_LF_INT, NULL, (int64_t)(v), 0})
-#define HS_LF64(k, v) ((struct hs_log_field){(k), HS_LF_F64, NULL, 0, (double)(v)})
-#define HS_LBOOL(k, v) ((struct hs_log_field){(k), HS_LF_BOOL, NULL, (v) ? 1 : 0, 0})
-#define HS_LEND ((struct hs_log_field){NULL, HS_LF_END, NULL, 0, 0})
+#define HS_LSTR(k, v)      ((struct hs_log_field){(k), HS_LF_STR, (v), 0, 0})
+#define HS_LINT(k, v)      ((struct hs_log_field){(k), HS_LF_INT, NULL, (int64_t)(v), 0})
+#define HS_LF64(k, v)      ((struct hs_log_field){(k), HS_LF_F64, NULL, 0, (double)(v)})
+#define HS_LBOOL(k, v)     ((struct hs_log_field){(k), HS_LF_BOOL, NULL, (v) ? 1 : 0, 0})
+#define HS_LEND            ((struct hs_log_field){NULL, HS_LF_END, NULL, 0, 0})
 #define hs_log(level, ...) hs_log_emit((level), __VA_ARGS__, HS_LEND)
 void hs_log_emit(int level, const char *msg, ...);
 /* Configure the sink: minimum level, format, output (NULL = stderr). */
@@ -247,23 +246,22 @@ HS_MUST_CHECK int hs_log_format_parse(const char *s, int *format);
  */
 enum hs_ynode_type { HS_Y_SCALAR = 1, HS_Y_SEQ, HS_Y_MAP };
 struct hs_ynode {
-    int type;           /* enum hs_ynode_type */
-    int line, col;      /* 1-based position in the file */
-    char *tag;          /* explicit tag or NULL */
-    bool is_quoted;     /* scalar was quoted: never null/bool/number by implicit typing */
-    char *scalar;       /* HS_Y_SCALAR: the text */
-    size_t n;           /* HS_Y_SEQ / HS_Y_MAP: number of items / pairs */
+    int type;                /* enum hs_ynode_type */
+    int line, col;           /* 1-based position in the file */
+    char *tag;               /* explicit tag or NULL */
+    bool is_quoted;          /* scalar was quoted: never null/bool/number by implicit typing */
+    char *scalar;            /* HS_Y_SCALAR: the text */
+    size_t n;                /* HS_Y_SEQ / HS_Y_MAP: number of items / pairs */
     struct hs_ynode **items; /* HS_Y_SEQ: items; HS_Y_MAP: key0, val0, key1, val1, ... */
 };
 struct hs_ydoc {
-    char *path;           /* file name used in messages */
+    char *path;            /* file name used in messages */
     struct hs_ynode *root; /* NULL for an empty document */
     struct hs_arena arena; /* owns every node */
 };
 /* Parses 'len' bytes; 'path' is only used in messages.  On error fills err
  * with line/col and a message "FILE:LINE:COL: ..." and returns NULL. */
-struct hs_ydoc *hs_ydoc_parse(const char *text, size_t len, const char *path,
-                              struct hs_err *err);
+struct hs_ydoc *hs_ydoc_parse(const char *text, size_t len, const char *path, struct hs_err *err);
 struct hs_ydoc *hs_ydoc_load(const char *path, struct hs_err *err);
 void hs_ydoc_free(struct hs_ydoc *doc);
 /* Map lookup; NULL when absent or when 'map' is not a map. */

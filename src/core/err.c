@@ -14,18 +14,30 @@
 const char *hs_strerror(int code)
 {
     switch (code) {
-    case HS_OK: return "ok";
-    case HS_ENOMEM: return "out of memory";
-    case HS_EINVAL: return "invalid argument";
-    case HS_EPARSE: return "parse error";
-    case HS_ETOOBIG: return "too big";
-    case HS_EIO: return "i/o error";
-    case HS_ECORRUPT: return "corrupt data";
-    case HS_EAGAIN: return "try again";
-    case HS_ETIMEDOUT: return "timed out";
-    case HS_ECLOSED: return "closed";
-    case HS_ENOTFOUND: return "not found";
-    default: return "unknown error";
+    case HS_OK:
+        return "ok";
+    case HS_ENOMEM:
+        return "out of memory";
+    case HS_EINVAL:
+        return "invalid argument";
+    case HS_EPARSE:
+        return "parse error";
+    case HS_ETOOBIG:
+        return "too big";
+    case HS_EIO:
+        return "i/o error";
+    case HS_ECORRUPT:
+        return "corrupt data";
+    case HS_EAGAIN:
+        return "try again";
+    case HS_ETIMEDOUT:
+        return "timed out";
+    case HS_ECLOSED:
+        return "closed";
+    case HS_ENOTFOUND:
+        return "not found";
+    default:
+        return "unknown error";
     }
 }
 

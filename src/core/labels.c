@@ -154,10 +154,17 @@ static int put_escaped(struct hs_buf *out, const char *v)
     int rc = HS_OK;
     for (const char *p = v; *p && rc == HS_OK; p++) {
         switch (*p) {
-        case '\\': rc = hs_buf_append(out, "\\\\", 2); break;
-        case '"': rc = hs_buf_append(out, "\\\"", 2); break;
-        case '\n': rc = hs_buf_append(out, "\\n", 2); break;
-        default: rc = hs_buf_putc(out, *p);
+        case '\\':
+            rc = hs_buf_append(out, "\\\\", 2);
+            break;
+        case '"':
+            rc = hs_buf_append(out, "\\\"", 2);
+            break;
+        case '\n':
+            rc = hs_buf_append(out, "\\n", 2);
+            break;
+        default:
+            rc = hs_buf_putc(out, *p);
         }
     }
     return rc;

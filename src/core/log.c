@@ -88,11 +88,20 @@ static void put_field(struct hs_buf *b, int format, const struct hs_log_field *f
     char num[40];
     const char *text = NULL;
     switch (f->type) {
-    case HS_LF_STR: text = f->s ? f->s : ""; break;
-    case HS_LF_INT: snprintf(num, sizeof(num), "%lld", (long long)f->i); break;
-    case HS_LF_F64: hs_format_double(f->d, num, sizeof(num)); break;
-    case HS_LF_BOOL: snprintf(num, sizeof(num), "%s", f->i ? "true" : "false"); break;
-    default: return;
+    case HS_LF_STR:
+        text = f->s ? f->s : "";
+        break;
+    case HS_LF_INT:
+        snprintf(num, sizeof(num), "%lld", (long long)f->i);
+        break;
+    case HS_LF_F64:
+        hs_format_double(f->d, num, sizeof(num));
+        break;
+    case HS_LF_BOOL:
+        snprintf(num, sizeof(num), "%s", f->i ? "true" : "false");
+        break;
+    default:
+        return;
     }
     if (format == HS_LOG_JSON) {
         HS_IGNORE_RESULT(hs_buf_putc(b, ','));
@@ -129,7 +138,7 @@ void hs_log_emit(int level, const char *msg, ...)
     int format = __atomic_load_n(&sink.format, __ATOMIC_RELAXED);
     if (format == HS_LOG_JSON) {
         HS_IGNORE_RESULT(hs_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when,
-                            level_names[level]));
+                                       level_names[level]));
         HS_IGNORE_RESULT(hs_buf_json_str(&b, msg, strlen(msg)));
     } else {
         HS_IGNORE_RESULT(hs_buf_printf(&b, "ts=%s level=%s msg=", when, level_names[level]));

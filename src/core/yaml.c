@@ -142,8 +142,8 @@ struct hs_ydoc *hs_ydoc_parse(const char *text, size_t len, const char *path, st
             m = &parser.problem_mark;
         if (err != NULL) {
             hs_err_set(err, HS_EPARSE, "%s:%zu:%zu: %s%s%s", doc->path, m->line + 1, m->column + 1,
-                       parser.problem ? parser.problem : "invalid YAML",
-                       parser.context ? " " : "", parser.context ? parser.context : "");
+                       parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
+                       parser.context ? parser.context : "");
             err->line = (int)m->line + 1;
             err->col = (int)m->column + 1;
         }
@@ -245,7 +245,9 @@ static int want_scalar(const struct hs_ydoc *d, const struct hs_ynode *n, const 
 {
     if (n == NULL || n->type != HS_Y_SCALAR)
         return hs_ynode_error(d, n, HS_EINVAL, err, "%s: expected %s, got a %s", what, expected,
-                              n == NULL ? "nothing" : n->type == HS_Y_MAP ? "map" : "list");
+                              n == NULL             ? "nothing"
+                              : n->type == HS_Y_MAP ? "map"
+                                                    : "list");
     return HS_OK;
 }
 

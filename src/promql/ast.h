@@ -145,40 +145,40 @@ struct promql_node;
  * evaluator's side) and is consulted by the parser for arity and types. */
 struct promql_func {
     const char *name;
-    int arg_types[8];   /* enum promql_type of each argument */
-    int nargs;          /* number of entries in arg_types */
-    int variadic;       /* 0: exactly nargs; else see the CHANGE note at the top:
-                           nargs-1 .. nargs-1+variadic args (-1: no maximum) */
-    int ret_type;       /* enum promql_type */
-    bool experimental;  /* needs --enable-feature=promql-experimental-functions in Prometheus */
+    int arg_types[8];  /* enum promql_type of each argument */
+    int nargs;         /* number of entries in arg_types */
+    int variadic;      /* 0: exactly nargs; else see the CHANGE note at the top:
+                          nargs-1 .. nargs-1+variadic args (-1: no maximum) */
+    int ret_type;      /* enum promql_type */
+    bool experimental; /* needs --enable-feature=promql-experimental-functions in Prometheus */
 };
 /* Looks a function up by name; NULL when unknown. Defined in functions.c. */
 const struct promql_func *promql__func_lookup(const char *name);
 
 struct promql_node {
-    int kind;      /* enum promql_node_kind */
-    int type;      /* enum promql_type of the expression's value */
-    size_t pos;    /* byte offset of the node's first character */
-    size_t end;    /* byte offset just past the node */
+    int kind;   /* enum promql_node_kind */
+    int type;   /* enum promql_type of the expression's value */
+    size_t pos; /* byte offset of the node's first character */
+    size_t end; /* byte offset just past the node */
     union {
         struct { /* PROMQL_NODE_NUMBER */
             double value;
         } num;
-        struct { /* PROMQL_NODE_STRING */
+        struct {               /* PROMQL_NODE_STRING */
             const char *value; /* unescaped */
         } str;
         struct { /* PROMQL_NODE_VECTOR, also the inner selector of PROMQL_NODE_MATRIX */
-            const char *name;  /* metric name or NULL; also present as a __name__ matcher */
+            const char *name; /* metric name or NULL; also present as a __name__ matcher */
             struct promql_label_matcher *matchers;
             size_t nmatchers;
-            int64_t offset_ms; /* offset modifier, may be negative */
-            int at;            /* enum promql_at */
-            int64_t at_ms;     /* for PROMQL_AT_TIME */
+            int64_t offset_ms;               /* offset modifier, may be negative */
+            int at;                          /* enum promql_at */
+            int64_t at_ms;                   /* for PROMQL_AT_TIME */
             struct promql_node *offset_expr; /* non-NULL: offset from step()/range() (seconds) */
             bool anchored;                   /* "anchored" modifier (range selectors) */
             bool smoothed;                   /* "smoothed" modifier */
         } sel;
-        struct { /* PROMQL_NODE_MATRIX */
+        struct {                        /* PROMQL_NODE_MATRIX */
             struct promql_node *vector; /* a PROMQL_NODE_VECTOR holding matchers/offset/@ */
             int64_t range_ms;
             struct promql_node *range_expr; /* non-NULL: range from step()/range() (seconds) */
@@ -186,7 +186,7 @@ struct promql_node {
         struct { /* PROMQL_NODE_SUBQUERY */
             struct promql_node *expr;
             int64_t range_ms;
-            int64_t step_ms;   /* 0: use the default evaluation interval */
+            int64_t step_ms; /* 0: use the default evaluation interval */
             int64_t offset_ms;
             int at;
             int64_t at_ms;
@@ -199,33 +199,33 @@ struct promql_node {
             struct promql_node **args;
             size_t nargs;
         } call;
-        struct { /* PROMQL_NODE_AGGREGATE */
+        struct {                       /* PROMQL_NODE_AGGREGATE */
             int op;                    /* enum promql_aggop */
             struct promql_node *expr;  /* the vector aggregated */
             struct promql_node *param; /* k, quantile, count_values label, limit ratio; or NULL */
             const char **grouping;     /* label names of by/without */
             size_t ngrouping;
-            bool without;              /* true: without(...); false: by(...) or none */
-            bool has_grouping;         /* a by/without clause was written (even empty) */
+            bool without;      /* true: without(...); false: by(...) or none */
+            bool has_grouping; /* a by/without clause was written (even empty) */
         } agg;
-        struct { /* PROMQL_NODE_BINARY */
-            int op;                  /* enum promql_binop */
+        struct {    /* PROMQL_NODE_BINARY */
+            int op; /* enum promql_binop */
             struct promql_node *lhs;
             struct promql_node *rhs;
-            bool return_bool;        /* comparison with the bool modifier */
-            int card;                /* enum promql_card (vector/vector only) */
+            bool return_bool;          /* comparison with the bool modifier */
+            int card;                  /* enum promql_card (vector/vector only) */
             const char **match_labels; /* on(...) / ignoring(...) labels */
             size_t nmatch_labels;
-            bool on;                 /* true: on(...); false: ignoring(...) or nothing */
-            bool has_matching;       /* on/ignoring was written */
-            const char **include;    /* group_left/group_right(...) extra labels */
+            bool on;              /* true: on(...); false: ignoring(...) or nothing */
+            bool has_matching;    /* on/ignoring was written */
+            const char **include; /* group_left/group_right(...) extra labels */
             size_t ninclude;
-            bool fill_left_set;      /* fill(v)/fill_left(v): a missing left operand is v */
+            bool fill_left_set; /* fill(v)/fill_left(v): a missing left operand is v */
             double fill_left;
-            bool fill_right_set;     /* fill(v)/fill_right(v): a missing right operand is v */
+            bool fill_right_set; /* fill(v)/fill_right(v): a missing right operand is v */
             double fill_right;
         } bin;
-        struct { /* PROMQL_NODE_UNARY */
+        struct {    /* PROMQL_NODE_UNARY */
             int op; /* PROMQL_OP_ADD or PROMQL_OP_SUB */
             struct promql_node *expr;
         } unary;

@@ -9,8 +9,8 @@
 #include "promql/internal.h"
 
 #include <float.h>
-#include <stdbool.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -482,8 +482,8 @@ static int query_vector(struct rules_manager *m, const char *expr, int64_t t,
     return HS_OK;
 }
 
-static int eval_record(struct rules_manager *m, const struct rules_group *g,
-                       struct rules_rule *r, int64_t t, struct out_vec *o, struct hs_err *err)
+static int eval_record(struct rules_manager *m, const struct rules_group *g, struct rules_rule *r,
+                       int64_t t, struct out_vec *o, struct hs_err *err)
 {
     struct promql_result *res = NULL;
     int rc = query_vector(m, r->expr, t, &res, err);
@@ -546,8 +546,8 @@ static void cands_free(struct cand *c, size_t n)
     hs_free(c);
 }
 
-static int expand(struct rules_manager *m, const char *tpl, const struct hs_labels *data,
-                  double v, char **out, struct hs_err *err)
+static int expand(struct rules_manager *m, const char *tpl, const struct hs_labels *data, double v,
+                  char **out, struct hs_err *err)
 {
     struct hs_buf b;
     hs_buf_init(&b, 0);
@@ -690,9 +690,9 @@ static void restore_for_state(struct rules_manager *m, struct rules_rule *r, int
 }
 
 /* The state machine step of eval_alert; called with m->smu held; frees c. */
-static int apply_alert(struct rules_manager *m, const struct rules_group *g,
-                       struct rules_rule *r, int64_t t, bool restore, struct cand *c, size_t nc,
-                       struct out_vec *o, struct hs_err *err)
+static int apply_alert(struct rules_manager *m, const struct rules_group *g, struct rules_rule *r,
+                       int64_t t, bool restore, struct cand *c, size_t nc, struct out_vec *o,
+                       struct hs_err *err)
 {
     struct rules_rule_state *st = r->state;
     int rc = HS_OK;
@@ -904,8 +904,8 @@ static char *generator_url(const struct rules_manager *m, const char *expr)
 /* Hands the alerts of 'r' that need sending to the notifier (Prometheus'
  * needsSending: not pending; resolved since the last send, or not sent
  * for resend_delay). */
-static void notify_rule(struct rules_manager *m, const struct rules_group *g,
-                        struct rules_rule *r, int64_t t)
+static void notify_rule(struct rules_manager *m, const struct rules_group *g, struct rules_rule *r,
+                        int64_t t)
 {
     struct rules_rule_state *st = r->state;
     if (!m->o.notifier || st->nalerts == 0)
@@ -1034,8 +1034,7 @@ static int eval_group_locked(struct rules_manager *m, struct rules_group *g, int
     return rc;
 }
 
-int rules_manager_eval_group(struct rules_manager *m, size_t gi, int64_t t_ms,
-                             struct hs_err *err)
+int rules_manager_eval_group(struct rules_manager *m, size_t gi, int64_t t_ms, struct hs_err *err)
 {
     pthread_mutex_lock(&m->mu);
     int rc;
@@ -1052,8 +1051,8 @@ int rules_manager_eval_all(struct rules_manager *m, int64_t now_ms, struct hs_er
     pthread_mutex_lock(&m->mu);
     int rc = HS_OK;
     for (size_t i = 0; i < m->set->ngroups && rc == HS_OK; i++)
-        rc = eval_group_locked(m, &m->set->groups[i], eval_time(m, &m->set->groups[i], now_ms),
-                               err);
+        rc =
+            eval_group_locked(m, &m->set->groups[i], eval_time(m, &m->set->groups[i], now_ms), err);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -1077,8 +1076,8 @@ static void *loop(void *arg)
                 struct hs_err e;
                 hs_err_clear(&e);
                 if (eval_group_locked(m, g, t, &e) != HS_OK)
-                    hs_log(HS_LOG_WARN, "rules: group evaluation failed",
-                           HS_LSTR("group", g->name), HS_LSTR("err", e.msg));
+                    hs_log(HS_LOG_WARN, "rules: group evaluation failed", HS_LSTR("group", g->name),
+                           HS_LSTR("err", e.msg));
                 g->state->next_eval_ms = t + iv;
                 now = hs_now_ms();
             }
@@ -1325,8 +1324,9 @@ static int json_rule(struct hs_buf *b, const struct rules_rule *r, bool exclude_
     if (rc == HS_OK)
         rc = hs_buf_json_str(b, r->expr, strlen(r->expr));
     if (rc == HS_OK && alert)
-        rc = hs_buf_printf(b, ",\"duration\":%lld,\"keepFiringFor\":%lld",
-                           (long long)(r->for_ms / 1000), (long long)(r->keep_firing_for_ms / 1000));
+        rc =
+            hs_buf_printf(b, ",\"duration\":%lld,\"keepFiringFor\":%lld",
+                          (long long)(r->for_ms / 1000), (long long)(r->keep_firing_for_ms / 1000));
     if (rc == HS_OK)
         rc = hs_buf_puts(b, ",\"labels\":");
     if (rc == HS_OK)
@@ -1353,7 +1353,9 @@ static int json_rule(struct hs_buf *b, const struct rules_rule *r, bool exclude_
     }
     if (rc == HS_OK)
         rc = hs_buf_printf(b, ",\"health\":\"%s\",\"lastError\":",
-                           !st->evaluated ? "unknown" : st->last_error ? "err" : "ok");
+                           !st->evaluated   ? "unknown"
+                           : st->last_error ? "err"
+                                            : "ok");
     if (rc == HS_OK)
         rc = hs_buf_json_str(b, st->last_error ? st->last_error : "",
                              st->last_error ? strlen(st->last_error) : 0);
@@ -1403,8 +1405,9 @@ int rules_manager_rules_json(struct rules_manager *m, const struct rules_api_fil
                 rc = json_rule(out, r, f && f->exclude_alerts);
         }
         if (rc == HS_OK)
-            rc = hs_buf_printf(out, "],\"interval\":%g,\"limit\":%lld,\"evaluationTime\":%.9f,"
-                                    "\"lastEvaluation\":",
+            rc = hs_buf_printf(out,
+                               "],\"interval\":%g,\"limit\":%lld,\"evaluationTime\":%.9f,"
+                               "\"lastEvaluation\":",
                                (double)group_interval(m, g) / 1000.0, (long long)g->limit,
                                g->state->eval_seconds);
         if (rc == HS_OK)

@@ -33,8 +33,7 @@ struct lctx {
     struct promql_storage st;
 };
 
-static void report(struct lctx *c, const struct hs_ynode *n, const char *fmt, ...)
-    HS_PRINTF(3, 4);
+static void report(struct lctx *c, const struct hs_ynode *n, const char *fmt, ...) HS_PRINTF(3, 4);
 static void report(struct lctx *c, const struct hs_ynode *n, const char *fmt, ...)
 {
     struct hs_err e;
@@ -75,8 +74,8 @@ static int kv_cmp(const void *a, const void *b)
 }
 
 /* labels / annotations maps */
-static void read_kv(struct lctx *c, const struct hs_ynode *map, const char *what,
-                    bool annotations, bool templated, struct rules_kv **out, size_t *nout)
+static void read_kv(struct lctx *c, const struct hs_ynode *map, const char *what, bool annotations,
+                    bool templated, struct rules_kv **out, size_t *nout)
 {
     *out = NULL;
     *nout = 0;
@@ -131,10 +130,10 @@ static void read_kv(struct lctx *c, const struct hs_ynode *map, const char *what
     *nout = n;
 }
 
-static const char *const rule_keys[] = {"record", "alert", "expr", "for", "keep_firing_for",
-                                        "labels", "annotations"};
-static const char *const group_keys[] = {"name", "interval", "query_offset", "limit", "rules",
-                                         "labels"};
+static const char *const rule_keys[] = {"record",          "alert",  "expr",       "for",
+                                        "keep_firing_for", "labels", "annotations"};
+static const char *const group_keys[] = {"name",  "interval", "query_offset",
+                                         "limit", "rules",    "labels"};
 
 static bool key_known(const char *k, const char *const *keys, size_t n)
 {

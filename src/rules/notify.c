@@ -64,8 +64,10 @@ struct rules_notifier *rules_notifier_new(const struct rules_notifier_opts *o, s
     for (size_t i = 0; i < o->ntargets; i++) {
         const struct rules_notify_target *t = &o->targets[i];
         if (!t->url || !(hs_has_prefix(t->url, "http://") || hs_has_prefix(t->url, "https://"))) {
-            hs_err_set(err, HS_EINVAL, "notifier: target %zu: URL must start with http:// or "
-                                       "https://", i);
+            hs_err_set(err, HS_EINVAL,
+                       "notifier: target %zu: URL must start with http:// or "
+                       "https://",
+                       i);
             return NULL;
         }
         if (t->format != RULES_NOTIFY_AM_V2 && t->format != RULES_NOTIFY_WEBHOOK_V4) {
@@ -280,8 +282,9 @@ int rules_notify_webhook_v4_json(const struct rules_notify_alert *alerts, size_t
         rc = hs_buf_json_str(out, key, strlen(key));
     }
     if (rc == HS_OK)
-        rc = hs_buf_printf(out, ",\"truncatedAlerts\":0,\"status\":\"%s\",\"receiver\":"
-                                "\"holoscope\",\"groupLabels\":",
+        rc = hs_buf_printf(out,
+                           ",\"truncatedAlerts\":0,\"status\":\"%s\",\"receiver\":"
+                           "\"holoscope\",\"groupLabels\":",
                            firing ? "firing" : "resolved");
     if (rc == HS_OK) {
         struct hs_label g[1] = {{"alertname", an ? an : ""}};

@@ -47,8 +47,8 @@ struct promql_mem;
 struct tsdb;
 
 /* Ceilings on what one rule file may hold. */
-#define RULES_MAX_FILE_BYTES (16u << 20)
-#define RULES_MAX_TEMPLATE_BYTES 65536u
+#define RULES_MAX_FILE_BYTES      (16u << 20)
+#define RULES_MAX_TEMPLATE_BYTES  65536u
 #define RULES_MAX_TEMPLATE_OUTPUT 65536u
 /* How long a resolved alert is kept for notification (Prometheus' 15m). */
 #define RULES_RESOLVED_RETENTION_MS (15 * 60 * 1000)
@@ -93,24 +93,24 @@ struct rules_kv {
 /* Group 'labels' are merged into each rule's labels at load time (the
  * rule's own value wins). */
 struct rules_rule {
-    int kind;        /* enum rules_kind */
-    char *name;      /* record: metric name; alert: alert name */
-    char *expr;      /* PromQL text as written */
-    int64_t for_ms;  /* alert only */
+    int kind;       /* enum rules_kind */
+    char *name;     /* record: metric name; alert: alert name */
+    char *expr;     /* PromQL text as written */
+    int64_t for_ms; /* alert only */
     int64_t keep_firing_for_ms;
     struct rules_kv *labels; /* sorted by name */
     size_t nlabels;
     struct rules_kv *annotations; /* sorted by name */
     size_t nannotations;
-    int line; /* position of the rule in its file */
+    int line;                       /* position of the rule in its file */
     struct rules_rule_state *state; /* evaluation state; NULL until handed to a manager */
 };
 
 struct rules_group {
     char *name;
     char *file;
-    int64_t interval_ms; /* 0 in the file: the manager's default */
-    int64_t limit;       /* 0 = none: series per rule (Prometheus' 'limit') */
+    int64_t interval_ms;     /* 0 in the file: the manager's default */
+    int64_t limit;           /* 0 = none: series per rule (Prometheus' 'limit') */
     int64_t query_offset_ms; /* rules query (and write) at t - query_offset */
     struct rules_rule *rules;
     size_t nrules;
@@ -188,7 +188,7 @@ void rules_mem_sink(struct promql_mem *m, struct rules_sink *out);
 struct rules_notifier;
 
 struct rules_manager_opts {
-    struct promql_engine *engine;        /* borrowed */
+    struct promql_engine *engine;         /* borrowed */
     const struct promql_storage *storage; /* borrowed; what expressions read */
     struct rules_sink sink;               /* where results go */
     int64_t default_interval_ms;          /* groups without interval; default 60000 */
@@ -242,7 +242,7 @@ size_t rules_manager_group_count(struct rules_manager *m);
 
 /* A copy of one alert for inspection (tests, notifier). */
 struct rules_alert_info {
-    int state;          /* enum rules_alert_state */
+    int state; /* enum rules_alert_state */
     int64_t active_at_ms;
     int64_t fired_at_ms;    /* 0 when never fired */
     int64_t resolved_at_ms; /* 0 while active */
@@ -305,12 +305,12 @@ typedef int rules_send_fn(void *arg, const char *url, const char *bearer_token, 
 struct rules_notifier_opts {
     const struct rules_notify_target *targets; /* copied */
     size_t ntargets;
-    size_t queue_capacity;       /* alerts per target; default 10000 */
-    size_t max_batch;            /* alerts per request; default 64 */
-    int max_retries;             /* default 3 */
-    int64_t backoff_initial_ms;  /* default 500, doubled per retry */
-    int64_t backoff_max_ms;      /* default 30000 */
-    const char *external_url;    /* copied; webhook externalURL; may be NULL */
+    size_t queue_capacity;      /* alerts per target; default 10000 */
+    size_t max_batch;           /* alerts per request; default 64 */
+    int max_retries;            /* default 3 */
+    int64_t backoff_initial_ms; /* default 500, doubled per retry */
+    int64_t backoff_max_ms;     /* default 30000 */
+    const char *external_url;   /* copied; webhook externalURL; may be NULL */
     rules_send_fn *send;
     void *send_arg;
 };

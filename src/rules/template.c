@@ -148,8 +148,8 @@ static int fn_humanize_duration(struct tctx *c, double v, struct val *out)
         int64_t d = v >= 9.2e18 ? INT64_MAX : (int64_t)v;
         int64_t s = d % 60, mi = (d / 60) % 60, h = (d / 3600) % 24, days = d / 86400;
         if (days != 0)
-            snprintf(b, sizeof b, "%s%lldd %lldh %lldm %llds", sign, (long long)days,
-                     (long long)h, (long long)mi, (long long)s);
+            snprintf(b, sizeof b, "%s%lldd %lldh %lldm %llds", sign, (long long)days, (long long)h,
+                     (long long)mi, (long long)s);
         else if (h != 0)
             snprintf(b, sizeof b, "%s%lldh %lldm %llds", sign, (long long)h, (long long)mi,
                      (long long)s);
@@ -446,8 +446,8 @@ static int operand(struct tctx *c, struct val *out, char *fname, size_t fname_le
         out->s = v ? v : "";
         return HS_OK;
     }
-    if (isdigit((unsigned char)*p) || ((*p == '-' || *p == '+') && p + 1 < c->end &&
-                                       isdigit((unsigned char)p[1]))) {
+    if (isdigit((unsigned char)*p) ||
+        ((*p == '-' || *p == '+') && p + 1 < c->end && isdigit((unsigned char)p[1]))) {
         const char *s = p++;
         while (p < c->end && (isalnum((unsigned char)*p) || *p == '.' || *p == '_' ||
                               ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E'))))
@@ -517,8 +517,14 @@ static int call(struct tctx *c, const char *fn, struct val *args, size_t n, stru
 
 static bool fn_known(const char *fn)
 {
-    static const char *names[] = {"printf", "toUpper", "toLower", "title", "humanize",
-                                  "humanize1024", "humanizeDuration", "humanizeTimestamp",
+    static const char *names[] = {"printf",
+                                  "toUpper",
+                                  "toLower",
+                                  "title",
+                                  "humanize",
+                                  "humanize1024",
+                                  "humanizeDuration",
+                                  "humanizeTimestamp",
                                   "humanizePercentage"};
     for (size_t i = 0; i < HS_ARRAY_LEN(names); i++)
         if (strcmp(fn, names[i]) == 0)
@@ -617,8 +623,8 @@ static int run(const char *text, const struct hs_labels *labels, const struct hs
             while (ls < lit_end && isspace((unsigned char)*ls))
                 ls++;
         const char *le = lit_end;
-        bool trim_left = open && open[2] == '-' && open[3] != '\0' &&
-                         isspace((unsigned char)open[3]);
+        bool trim_left =
+            open && open[2] == '-' && open[3] != '\0' && isspace((unsigned char)open[3]);
         if (trim_left)
             while (le > ls && isspace((unsigned char)le[-1]))
                 le--;
@@ -670,14 +676,14 @@ static int run(const char *text, const struct hs_labels *labels, const struct hs
             rc = terr(&c, "missing value for command%s", "");
             break;
         }
-        static const char *control[] = {"if", "else", "end", "range", "with", "define",
-                                        "template", "block", "break", "continue"};
+        static const char *control[] = {"if",     "else",     "end",   "range", "with",
+                                        "define", "template", "block", "break", "continue"};
         for (size_t i = 0; i < HS_ARRAY_LEN(control); i++) {
             size_t kl = strlen(control[i]);
             if ((size_t)(c.end - c.p) >= kl && strncmp(c.p, control[i], kl) == 0 &&
                 (c.p + kl == c.end || !is_ident(c.p[kl]))) {
-                rc = terr(&c, "\"%s\" actions are not supported by holoscope templates",
-                          control[i]);
+                rc =
+                    terr(&c, "\"%s\" actions are not supported by holoscope templates", control[i]);
                 break;
             }
         }

@@ -42,10 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_UNI SCRAPE_MAP_MAX_OUT
-#define ARENA_BLOCK (256u << 10)
+#define MAX_UNI          SCRAPE_MAP_MAX_OUT
+#define ARENA_BLOCK      (256u << 10)
 #define BODY_DEFAULT_MAX (256u << 20) /* ceiling when no body_size_limit is configured */
-#define DCGM_BLANK 9.2e18
+#define DCGM_BLANK       9.2e18
 
 enum { E_DROPPED = 1, E_SLOW = 2, E_NOSTALE = 4, E_NOREF = 8 };
 enum { U_MUL = 0, U_CONST = 1, U_NONE = 2 };
@@ -102,7 +102,7 @@ struct scrape_loop {
     struct hs_labels *tlabels;    /* target labels (owned) */
     struct hs_labels *discovered; /* owned */
     char *url;
-    char *auth; /* Authorization header value or NULL */
+    char *auth;           /* Authorization header value or NULL */
     const char *tmodel;   /* target's `model` label or NULL (in tlabels) */
     const char *tbackend; /* target's `backend` label or NULL */
     int pinned;           /* backend pinned by the target labels/job, or NONE */
@@ -442,8 +442,7 @@ static int final_labels(struct scrape_loop *l, const char *name, const struct hs
     if (rc == HS_OK && !is_unified) {
         if (l->tbackend == NULL && l->det_cur.primary != SCRAPE_BACKEND_NONE &&
             l->det_cur.detected != 0)
-            rc = lb_merge(a, &b, "backend", scrape_backend_name(l->det_cur.primary), honor,
-                          false);
+            rc = lb_merge(a, &b, "backend", scrape_backend_name(l->det_cur.primary), honor, false);
         const char *model = l->tmodel == NULL ? scrape_model_of(in, NULL) : NULL;
         if (rc == HS_OK && model != NULL)
             rc = lb_merge(a, &b, "model", model, honor, false);
@@ -496,8 +495,7 @@ static int check_limits(struct scrape_loop *l, struct run *r, const struct hs_la
 }
 
 /* Append a series known only by labels through the label-keyed cache. */
-static int add_derived(struct scrape_loop *l, struct run *r, const struct hs_labels *ls,
-                       double v)
+static int add_derived(struct scrape_loop *l, struct run *r, const struct hs_labels *ls, double v)
 {
     uint64_t h = hs_labels_hash(ls);
     long i = dcache_find(&l->dcache, h, ls);
@@ -587,8 +585,8 @@ static int unified_slow(struct scrape_loop *l, struct run *r, const char *name,
  * A cache miss (or a hit that needs rebuilding, 'idx' >= 0): build labels,
  * append by labels, work out the unified outputs and fill the entry.
  */
-static int sample_miss(struct scrape_loop *l, struct run *r, const struct scrape_entry *e,
-                       long idx, uint64_t h, int64_t t, bool has_ts)
+static int sample_miss(struct scrape_loop *l, struct run *r, const struct scrape_entry *e, long idx,
+                       uint64_t h, int64_t t, bool has_ts)
 {
     char *name;
     struct hs_labels sl, fl;
@@ -644,8 +642,8 @@ static int sample_miss(struct scrape_loop *l, struct run *r, const struct scrape
     struct scrape_unified_sample out[MAX_UNI], o0[MAX_UNI], o1[MAX_UNI];
     size_t n = 0, n0 = 0, n1 = 0;
     size_t nlen = strlen(name);
-    rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, e->value, l->tmodel,
-                              &l->arena, &probe, out, &n, r->err);
+    rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, e->value, l->tmodel, &l->arena,
+                              &probe, out, &n, r->err);
     if (rc != HS_OK)
         return rc;
     bool slow = probe.n > 0 || e->value >= DCGM_BLANK;
@@ -733,7 +731,8 @@ static int sample_key(struct scrape_loop *l, const struct scrape_entry *e, uint6
 static int sample(struct scrape_loop *l, struct run *r, const struct scrape_entry *e)
 {
     r->scraped++;
-    if (r->feed_detect && (e->family.p != r->last_family.p || e->family.len != r->last_family.len)) {
+    if (r->feed_detect &&
+        (e->family.p != r->last_family.p || e->family.len != r->last_family.len)) {
         r->last_family = e->family;
         int rc = scrape_detect_add(&l->det_next, e->family.p, e->family.len, false);
         if (rc != HS_OK)
@@ -790,8 +789,7 @@ static int sample(struct scrape_loop *l, struct run *r, const struct scrape_entr
 }
 
 /* Parse and append one body. */
-static int process(struct scrape_loop *l, struct run *r, const char *body, size_t len,
-                   int format)
+static int process(struct scrape_loop *l, struct run *r, const char *body, size_t len, int format)
 {
     struct scrape_parser p;
     struct scrape_entry e;
@@ -1160,8 +1158,8 @@ static int basic_auth(const char *user, const char *pass, struct hs_buf *out)
             v |= (uint32_t)p[i + 1] << 8;
         if (left > 2)
             v |= p[i + 2];
-        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
-                     left > 1 ? tab[(v >> 6) & 63] : '=', left > 2 ? tab[v & 63] : '='};
+        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63], left > 1 ? tab[(v >> 6) & 63] : '=',
+                     left > 2 ? tab[v & 63] : '='};
         rc = hs_buf_append(out, q, 4);
     }
     hs_buf_cleanup(&raw);
@@ -1207,9 +1205,8 @@ char *scrape_target_url(const struct scrape_target *t, struct hs_arena *arena)
                            t->metrics_path ? t->metrics_path : "metrics");
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; rc == HS_OK && i < t->params.n; i++) {
-        rc = hs_buf_putc(&b, i == 0 && !strchr(t->metrics_path ? t->metrics_path : "", '?')
-                                 ? '?'
-                                 : '&');
+        rc = hs_buf_putc(&b, i == 0 && !strchr(t->metrics_path ? t->metrics_path : "", '?') ? '?'
+                                                                                            : '&');
         for (int part = 0; rc == HS_OK && part < 2; part++) {
             const char *s = part == 0 ? t->params.v[i].name : t->params.v[i].value;
             if (part == 1)
@@ -1247,8 +1244,8 @@ static struct hs_labels *report_labels(const struct hs_labels *tl, const char *n
 }
 
 int scrape_loop_new(const struct scrape_job *job, const struct scrape_target *t,
-                    const struct scrape_mapping *mapping, struct tsdb *db,
-                    struct scrape_loop **out, struct hs_err *err)
+                    const struct scrape_mapping *mapping, struct tsdb *db, struct scrape_loop **out,
+                    struct hs_err *err)
 {
     *out = NULL;
     struct scrape_loop *l = hs_calloc(1, sizeof(*l));

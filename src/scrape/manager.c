@@ -416,8 +416,8 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
     bool changed = false;
     struct hs_err err;
     pthread_mutex_lock(&m->mu);
-    int rc = scrape_sd_file_refresh(&j->sd, j->job->file_sd_configs, j->job->nfile_sd, &changed,
-                                    &err);
+    int rc =
+        scrape_sd_file_refresh(&j->sd, j->job->file_sd_configs, j->job->nfile_sd, &changed, &err);
     if (rc == HS_OK && changed)
         rc = job_sync(m, j, &err);
     pthread_mutex_unlock(&m->mu);
@@ -795,8 +795,8 @@ int scrape_manager_targets_json(struct scrape_manager *m, const char *state, str
         else if (strcmp(state, "dropped") == 0)
             active = false;
         else
-            return hs_err_set(err, HS_EINVAL,
-                              "invalid state %s: must be active, dropped or any", state);
+            return hs_err_set(err, HS_EINVAL, "invalid state %s: must be active, dropped or any",
+                              state);
     }
     size_t mark = out->len;
     pthread_mutex_lock(&m->mu);

@@ -110,30 +110,30 @@ enum scrape_health {
 
 /* Counters of one loop, or summed over a manager's loops. */
 struct scrape_stats {
-    uint64_t scrapes_total;          /* attempts ingested */
-    uint64_t scrapes_failed;         /* of which up = 0 */
-    uint64_t samples_scraped;        /* raw samples read from targets (as scrape_samples_scraped) */
-    uint64_t samples_appended;       /* raw + unified + report samples accepted by the store */
-    uint64_t samples_rejected;       /* refused by the store (out of order, limits, ...) */
-    uint64_t samples_duplicate;      /* same series twice in one scrape (later ones skipped) */
-    uint64_t stale_markers;          /* staleness markers written */
-    uint64_t cache_hits;             /* samples appended by ref from the series cache */
-    uint64_t cache_misses;           /* samples that went through label building */
-    uint64_t exceeded_sample_limit;  /* scrapes failed on sample_limit */
-    uint64_t exceeded_label_limits;  /* scrapes failed on a label limit */
-    uint64_t exceeded_body_size;     /* scrapes failed on body_size_limit */
+    uint64_t scrapes_total;         /* attempts ingested */
+    uint64_t scrapes_failed;        /* of which up = 0 */
+    uint64_t samples_scraped;       /* raw samples read from targets (as scrape_samples_scraped) */
+    uint64_t samples_appended;      /* raw + unified + report samples accepted by the store */
+    uint64_t samples_rejected;      /* refused by the store (out of order, limits, ...) */
+    uint64_t samples_duplicate;     /* same series twice in one scrape (later ones skipped) */
+    uint64_t stale_markers;         /* staleness markers written */
+    uint64_t cache_hits;            /* samples appended by ref from the series cache */
+    uint64_t cache_misses;          /* samples that went through label building */
+    uint64_t exceeded_sample_limit; /* scrapes failed on sample_limit */
+    uint64_t exceeded_label_limits; /* scrapes failed on a label limit */
+    uint64_t exceeded_body_size;    /* scrapes failed on body_size_limit */
     uint64_t targets_up, targets_down, targets_unknown; /* manager only */
 };
 
 /* Health of one target, as /api/v1/targets shows it. */
 struct scrape_target_health {
-    int health;                /* enum scrape_health */
-    int64_t last_scrape_ms;    /* start of the last scrape, 0 = never */
-    double last_duration_s;    /* fetch + ingest of the last scrape */
-    char last_error[512];      /* "" when the last scrape succeeded */
-    uint64_t last_samples;     /* samples scraped in the last scrape */
-    uint64_t last_series;      /* series in the cache after it */
-    int backend;               /* enum scrape_backend detected (or pinned), NONE until known */
+    int health;             /* enum scrape_health */
+    int64_t last_scrape_ms; /* start of the last scrape, 0 = never */
+    double last_duration_s; /* fetch + ingest of the last scrape */
+    char last_error[512];   /* "" when the last scrape succeeded */
+    uint64_t last_samples;  /* samples scraped in the last scrape */
+    uint64_t last_series;   /* series in the cache after it */
+    int backend;            /* enum scrape_backend detected (or pinned), NONE until known */
 };
 
 struct scrape_loop;

@@ -88,8 +88,8 @@ unpin:
     return rc;
 }
 
-int tsdb_appender_add(struct tsdb_appender *a, const struct hs_labels *ls, int64_t t_ms,
-                      double v, uint64_t *ref_out, struct hs_err *err)
+int tsdb_appender_add(struct tsdb_appender *a, const struct hs_labels *ls, int64_t t_ms, double v,
+                      uint64_t *ref_out, struct hs_err *err)
 {
     struct tsdb__series *s;
     bool created;
@@ -111,8 +111,7 @@ int tsdb_appender_add_ref(struct tsdb_appender *a, uint64_t ref, int64_t t_ms, d
         atomic_fetch_add_explicit(&s->pending, 1, memory_order_acquire);
     pthread_rwlock_unlock(&h->lock);
     if (s == NULL)
-        return hs_err_set(err, HS_ENOTFOUND, "unknown series ref %llu",
-                          (unsigned long long)ref);
+        return hs_err_set(err, HS_ENOTFOUND, "unknown series ref %llu", (unsigned long long)ref);
     return queue(a, s, t_ms, v, err);
 }
 

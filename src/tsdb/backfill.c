@@ -36,18 +36,18 @@ struct bb_chunk {
 };
 
 struct bb_series {
-    struct hs_labels *ls;    /* hs_labels_dup copy, owned */
+    struct hs_labels *ls; /* hs_labels_dup copy, owned */
     uint64_t hash;
     struct tsdb__chunk_enc enc; /* open chunk */
-    int64_t enc_mint;        /* first t of the open chunk */
-    int64_t enc_end;         /* the open chunk is cut at this t */
-    int64_t last_t;          /* newest in-order sample */
+    int64_t enc_mint;           /* first t of the open chunk */
+    int64_t enc_end;            /* the open chunk is cut at this t */
+    int64_t last_t;             /* newest in-order sample */
     uint64_t last_v;
     struct bb_chunk *chunks; /* closed chunks, by time */
     uint32_t nchunks, capchunks;
     struct tsdb__sample *ooo; /* samples older than last_t, unsorted */
     size_t nooo, capooo;
-    uint32_t cursor, take;   /* finish: first chunk not yet written, chunks in the window */
+    uint32_t cursor, take; /* finish: first chunk not yet written, chunks in the window */
 };
 
 struct tsdb_block_builder {
@@ -55,7 +55,7 @@ struct tsdb_block_builder {
     int64_t block_ms;
     struct bb_series **slots; /* open addressing by hash; NULL = empty */
     size_t cap, n;
-    struct bb_series *last;   /* series of the previous add: input is usually grouped */
+    struct bb_series *last; /* series of the previous add: input is usually grouped */
     uint64_t dups, ooo;
     bool is_finished;
 };
@@ -144,8 +144,8 @@ static int dup_error(struct hs_err *err, const struct hs_labels *ls, int64_t t)
     struct hs_buf b;
     hs_buf_init(&b, 4096);
     int rc = hs_labels_format(ls, &b);
-    hs_err_set(err, HS_EINVAL, "duplicate sample for timestamp %lld of series %s",
-               (long long)t, rc == HS_OK && b.p ? b.p : "(labels too long to print)");
+    hs_err_set(err, HS_EINVAL, "duplicate sample for timestamp %lld of series %s", (long long)t,
+               rc == HS_OK && b.p ? b.p : "(labels too long to print)");
     hs_buf_cleanup(&b);
     return HS_EINVAL;
 }
@@ -415,7 +415,7 @@ void tsdb_backfill_stats_cleanup(struct tsdb_backfill_stats *st)
 struct win_ctx {
     struct bb_series **v; /* sorted by labels */
     size_t n, i;
-    int64_t wstart;       /* window being written */
+    int64_t wstart; /* window being written */
     int64_t block_ms;
     struct tsdb__chunk_meta *cm;
     size_t capcm;
@@ -443,7 +443,7 @@ static int win_next(void *ctx, const struct hs_labels **ls, const struct tsdb__c
         for (uint32_t j = 0; j < s->take; j++) {
             const struct bb_chunk *ch = &s->chunks[s->cursor + j];
             x->cm[j] = (struct tsdb__chunk_meta){ch->mint, ch->maxt, ch->n, TSDB_CHUNK_ENC_XOR,
-                                                 ch->data, ch->len, 0};
+                                                 ch->data, ch->len,  0};
         }
         *ls = s->ls;
         *c = x->cm;

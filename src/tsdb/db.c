@@ -71,8 +71,8 @@ static int lock_dir(struct tsdb *db, struct hs_err *err)
         close(fd);
         if (e == EWOULDBLOCK)
             return hs_err_set(err, HS_EAGAIN,
-                              "data directory %s is locked by another holoscope (pid %s)",
-                              db->dir, pid[0] ? pid : "unknown");
+                              "data directory %s is locked by another holoscope (pid %s)", db->dir,
+                              pid[0] ? pid : "unknown");
         return hs_err_set(err, HS_EIO, "lock %s: %s", db->dir, strerror(e));
     }
     char buf[32];
@@ -306,8 +306,8 @@ struct tsdb *tsdb_open(const char *dir, const struct tsdb_options *o, struct hs_
     apply_floor(db);
     if (start_bg(db, err) != HS_OK)
         goto fail;
-    hs_log(HS_LOG_INFO, "tsdb opened", HS_LSTR("dir", dir),
-           HS_LINT("series", db->head.nseries), HS_LINT("replayed_samples", db->st.replay_samples),
+    hs_log(HS_LOG_INFO, "tsdb opened", HS_LSTR("dir", dir), HS_LINT("series", db->head.nseries),
+           HS_LINT("replayed_samples", db->st.replay_samples),
            HS_LF64("replay_seconds", (double)db->st.replay_ns / 1e9));
     return db;
 fail:
@@ -482,8 +482,8 @@ static int delete_in_block(struct tsdb *db, size_t bi, const struct tsdb_matcher
     return rc;
 }
 
-static int delete_in_blocks(struct tsdb *db, const struct tsdb_matcher *ms, size_t n,
-                            int64_t mint, int64_t maxt, size_t *touched, struct hs_err *err)
+static int delete_in_blocks(struct tsdb *db, const struct tsdb_matcher *ms, size_t n, int64_t mint,
+                            int64_t maxt, size_t *touched, struct hs_err *err)
 {
     int rc = HS_OK;
     pthread_rwlock_wrlock(&db->blocks_lock);

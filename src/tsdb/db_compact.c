@@ -58,8 +58,8 @@ static int emit(struct tsdb__chunk_enc *e, int64_t mint, struct hs_arena *a,
     }
     memcpy(q, p, len);
     hs_free(p);
-    out[(*n_out)++] = (struct tsdb__chunk_meta){mint, maxt, n, TSDB_CHUNK_ENC_XOR, q,
-                                                (uint32_t)len, 0};
+    out[(*n_out)++] =
+        (struct tsdb__chunk_meta){mint, maxt, n, TSDB_CHUNK_ENC_XOR, q, (uint32_t)len, 0};
     return HS_OK;
 }
 
@@ -190,7 +190,7 @@ int tsdb__blocks_compact(struct tsdb *db, struct hs_err *err)
             hs_free(path);
         }
         if (rc == HS_OK) {
-            char (*ulids)[TSDB__ULID_LEN + 1] = hs_calloc(k, sizeof(*ulids));
+            char(*ulids)[TSDB__ULID_LEN + 1] = hs_calloc(k, sizeof(*ulids));
             pthread_rwlock_wrlock(&db->blocks_lock);
             swap_in(db, nb, sel, k);
             pthread_rwlock_unlock(&db->blocks_lock);
@@ -202,8 +202,8 @@ int tsdb__blocks_compact(struct tsdb *db, struct hs_err *err)
             for (size_t i = 0; ulids != NULL && i < k; i++) {
                 struct hs_err e2;
                 if (tsdb__block_delete(db->dir, ulids[i], &e2) != HS_OK)
-                    hs_log(HS_LOG_ERROR, "compacted block not deleted",
-                           HS_LSTR("block", ulids[i]), HS_LSTR("error", e2.msg));
+                    hs_log(HS_LOG_ERROR, "compacted block not deleted", HS_LSTR("block", ulids[i]),
+                           HS_LSTR("error", e2.msg));
             }
             hs_free(ulids);
             atomic_fetch_add(&db->st.blocks_compacted, 1);

@@ -212,8 +212,7 @@ static int create_locked(struct tsdb *db, const struct hs_labels *ls, uint64_t h
         return hs_err_set(err, HS_ECORRUPT, "series ref %u far beyond %u", ref_hint, h->next_ref);
     if (ref_hint && tsdb__head_by_ref(h, ref_hint) != NULL)
         return hs_err_set(err, HS_ECORRUPT, "series ref %u reused for different labels", ref);
-    if (ref_reserve(h, ref) != HS_OK ||
-        ((h->nseries + 1) > h->cap_hash && hash_grow(h) != HS_OK))
+    if (ref_reserve(h, ref) != HS_OK || ((h->nseries + 1) > h->cap_hash && hash_grow(h) != HS_OK))
         return hs_err_set(err, HS_ENOMEM, "out of memory");
     struct tsdb__series *s = series_new(h, ls, hash);
     if (s == NULL)
@@ -236,16 +235,16 @@ static int create_locked(struct tsdb *db, const struct hs_labels *ls, uint64_t h
 }
 
 int tsdb__head_get_or_create(struct tsdb *db, const struct hs_labels *ls, uint32_t ref_hint,
-                             bool pin, struct tsdb__series **out, bool *created,
-                             struct hs_err *err)
+                             bool pin, struct tsdb__series **out, bool *created, struct hs_err *err)
 {
     struct tsdb__head *h = &db->head;
     *created = false;
     if (ls == NULL || (ls->n > 0 && ls->v == NULL))
         return hs_err_set(err, HS_EINVAL, "no label set");
     if (!hs_labels_valid(ls))
-        return hs_err_set(err, HS_EINVAL, "invalid label set (names must be valid, unique "
-                                          "and sorted)");
+        return hs_err_set(err, HS_EINVAL,
+                          "invalid label set (names must be valid, unique "
+                          "and sorted)");
     /* Drop empty values: {a=""} is the same series as {}. */
     struct hs_label stack[64], *v = stack;
     size_t n = 0;
@@ -617,8 +616,7 @@ int tsdb__series_add_chunk(struct tsdb *db, struct tsdb__series *s, uint8_t *dat
     return HS_OK;
 }
 
-int tsdb__series_delete_range(struct tsdb *db, struct tsdb__series *s, int64_t mint,
-                              int64_t maxt)
+int tsdb__series_delete_range(struct tsdb *db, struct tsdb__series *s, int64_t mint, int64_t maxt)
 {
     if (s->maxt == INT64_MIN || maxt < s->mint || mint > s->maxt)
         return HS_OK;

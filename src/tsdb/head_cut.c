@@ -28,10 +28,10 @@
 #include <string.h>
 
 struct cut_series {
-    struct hs_labels ls;          /* copied into the arena */
+    struct hs_labels ls; /* copied into the arena */
     uint32_t ref;
-    struct tsdb__chunk_meta *cm;  /* copied chunk bytes */
-    const uint8_t **orig;         /* the head's chunk data pointers */
+    struct tsdb__chunk_meta *cm; /* copied chunk bytes */
+    const uint8_t **orig;        /* the head's chunk data pointers */
     size_t ncm;
 };
 
@@ -58,13 +58,12 @@ static int cut_next(void *ctx, const struct hs_labels **ls, const struct tsdb__c
 
 static int cmp_cut(const void *a, const void *b)
 {
-    return hs_labels_cmp(&((const struct cut_series *)a)->ls,
-                         &((const struct cut_series *)b)->ls);
+    return hs_labels_cmp(&((const struct cut_series *)a)->ls, &((const struct cut_series *)b)->ls);
 }
 
 /* Step 1 for one series (stripe lock held). */
-static int collect_series(struct tsdb *db, struct tsdb__series *s, int64_t bmax,
-                          struct hs_arena *a, struct cut_series *out)
+static int collect_series(struct tsdb *db, struct tsdb__series *s, int64_t bmax, struct hs_arena *a,
+                          struct cut_series *out)
 {
     memset(out, 0, sizeof(*out));
     out->ref = s->ref;
@@ -95,8 +94,8 @@ static int collect_series(struct tsdb *db, struct tsdb__series *s, int64_t bmax,
         if (p == NULL)
             return HS_ENOMEM;
         memcpy(p, c->data, c->len);
-        out->cm[i] = (struct tsdb__chunk_meta){c->mint, c->maxt, c->n, TSDB_CHUNK_ENC_XOR, p,
-                                               c->len, 0};
+        out->cm[i] =
+            (struct tsdb__chunk_meta){c->mint, c->maxt, c->n, TSDB_CHUNK_ENC_XOR, p, c->len, 0};
         out->orig[i] = c->data;
     }
     out->ncm = k;

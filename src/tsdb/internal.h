@@ -25,15 +25,15 @@
 /* ---- chunk encoder (chunk.c) ---------------------------------------------- */
 
 struct tsdb__chunk_enc {
-    uint8_t *buf;      /* bit stream, owned (hs_malloc) */
-    uint32_t cap;      /* bytes allocated */
-    uint32_t nbits;    /* bits written */
-    uint16_t n;        /* samples */
-    uint8_t leading;   /* XOR window of the last value */
+    uint8_t *buf;    /* bit stream, owned (hs_malloc) */
+    uint32_t cap;    /* bytes allocated */
+    uint32_t nbits;  /* bits written */
+    uint16_t n;      /* samples */
+    uint8_t leading; /* XOR window of the last value */
     uint8_t trailing;
-    int64_t t;         /* last timestamp */
-    int64_t delta;     /* last delta */
-    uint64_t v;        /* last value bits */
+    int64_t t;     /* last timestamp */
+    int64_t delta; /* last delta */
+    uint64_t v;    /* last value bits */
 };
 
 /* Appends a sample; t must be > the last one (HS_EINVAL otherwise).
@@ -80,10 +80,10 @@ bool tsdb__get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out);
 
 /* An interned string: one copy per distinct string in the head. */
 struct tsdb__sym {
-    uint32_t refs;  /* label slots pointing here */
+    uint32_t refs; /* label slots pointing here */
     uint32_t len;
     uint64_t hash;
-    char s[];       /* NUL-terminated */
+    char s[]; /* NUL-terminated */
 };
 
 /* The symbol whose text is 's' (a string of a head series' label set). */
@@ -111,8 +111,8 @@ struct tsdb__lname {
     struct tsdb__sym *name;
     struct tsdb__lvalue *vals; /* open addressing by value pointer; value NULL = empty */
     size_t cap, n;
-    uint64_t value_bytes;      /* sum of value lengths (status) */
-    uint64_t nseries;          /* series having this name */
+    uint64_t value_bytes; /* sum of value lengths (status) */
+    uint64_t nseries;     /* series having this name */
 };
 
 struct tsdb__index {
@@ -139,9 +139,9 @@ void tsdb__index_cleanup(struct tsdb__index *ix);
 
 struct tsdb__chunk {
     int64_t mint, maxt;
-    uint8_t *data;  /* owned, immutable */
-    uint32_t len;   /* bytes */
-    uint16_t n;     /* samples */
+    uint8_t *data; /* owned, immutable */
+    uint32_t len;  /* bytes */
+    uint16_t n;    /* samples */
 };
 
 struct tsdb__sample {
@@ -152,20 +152,20 @@ struct tsdb__sample {
 struct tsdb__series {
     /* Hot fields first: an append touches only the first cache line or two. */
     struct tsdb__chunk_enc enc; /* open chunk (stripe lock) */
-    int64_t maxt;             /* newest sample; INT64_MIN when none (stripe lock) */
-    int64_t enc_end;          /* open chunk must be cut at this t (stripe lock) */
-    uint64_t last_v;          /* value bits of the sample at maxt (stripe lock) */
-    int64_t mint;             /* oldest sample held (stripe lock) */
+    int64_t maxt;               /* newest sample; INT64_MIN when none (stripe lock) */
+    int64_t enc_end;            /* open chunk must be cut at this t (stripe lock) */
+    uint64_t last_v;            /* value bits of the sample at maxt (stripe lock) */
+    int64_t mint;               /* oldest sample held (stripe lock) */
     uint32_t ref;
-    _Atomic uint32_t pending; /* samples queued in open appenders: not removable */
-    bool is_logged;           /* its series record is in the WAL (under wal.mu) */
-    int64_t enc_mint;         /* first t of the open chunk (stripe lock) */
+    _Atomic uint32_t pending;   /* samples queued in open appenders: not removable */
+    bool is_logged;             /* its series record is in the WAL (under wal.mu) */
+    int64_t enc_mint;           /* first t of the open chunk (stripe lock) */
     struct tsdb__chunk *chunks; /* closed chunks, by time (stripe lock) */
     uint32_t nchunks, capchunks;
     struct tsdb__sample *ooo; /* out-of-order samples, sorted (stripe lock) */
     uint32_t nooo, capooo;
-    uint64_t hash;            /* hs_labels_hash of the labels */
-    struct hs_labels ls;      /* strings are interned symbols */
+    uint64_t hash;                  /* hs_labels_hash of the labels */
+    struct hs_labels ls;            /* strings are interned symbols */
     struct tsdb__series *next_hash; /* chain in the label hash table */
 };
 
@@ -173,7 +173,7 @@ struct tsdb__series {
 
 struct tsdb__head {
     pthread_rwlock_t lock;
-    struct tsdb__series **by_ref;  /* index = ref; NULL for none */
+    struct tsdb__series **by_ref; /* index = ref; NULL for none */
     size_t cap_ref;
     uint32_t next_ref;
     struct tsdb__series **by_hash; /* chained buckets */
@@ -182,7 +182,7 @@ struct tsdb__head {
     struct tsdb__symtab syms;
     struct tsdb__index index;
     pthread_mutex_t stripes[TSDB__STRIPES];
-    _Atomic int64_t min_t;         /* approximate bounds for stats */
+    _Atomic int64_t min_t; /* approximate bounds for stats */
     _Atomic int64_t max_t;
 };
 
@@ -200,20 +200,20 @@ enum tsdb__rec_type {
     TSDB__REC_CHUNK = 4,
 };
 #define TSDB__REC_HEADER 9           /* type u8, length u32le, crc32c u32le */
-#define TSDB__REC_MAX (64u << 20)    /* a record's payload never exceeds this */
+#define TSDB__REC_MAX    (64u << 20) /* a record's payload never exceeds this */
 
 struct tsdb__wal {
-    pthread_mutex_t mu;        /* the commit lock */
-    char *dir;                 /* <data>/wal */
-    int fd;                    /* current segment, -1 when closed */
-    uint32_t seg;              /* its number */
-    uint32_t first_seg;        /* oldest segment on disk */
-    uint64_t seg_bytes;        /* bytes in it */
-    uint64_t written;          /* bytes written since open (monotonic) */
-    _Atomic uint64_t synced;   /* 'written' value covered by the last fsync */
-    pthread_mutex_t sync_mu;   /* serialises fsync calls */
-    uint64_t other_bytes;      /* older segments + checkpoint */
-    struct hs_buf rec;         /* scratch for encoding records (under mu) */
+    pthread_mutex_t mu;      /* the commit lock */
+    char *dir;               /* <data>/wal */
+    int fd;                  /* current segment, -1 when closed */
+    uint32_t seg;            /* its number */
+    uint32_t first_seg;      /* oldest segment on disk */
+    uint64_t seg_bytes;      /* bytes in it */
+    uint64_t written;        /* bytes written since open (monotonic) */
+    _Atomic uint64_t synced; /* 'written' value covered by the last fsync */
+    pthread_mutex_t sync_mu; /* serialises fsync calls */
+    uint64_t other_bytes;    /* older segments + checkpoint */
+    struct hs_buf rec;       /* scratch for encoding records (under mu) */
 };
 
 /* ---- the store (db.c) ----------------------------------------------------------- */
@@ -224,13 +224,13 @@ struct tsdb {
     int lock_fd;
     struct tsdb__head head;
     struct tsdb__wal wal;
-    bool replaying;            /* during open: no WAL writes, lenient duplicates */
+    bool replaying;               /* during open: no WAL writes, lenient duplicates */
     pthread_rwlock_t blocks_lock; /* read: a query uses the blocks; write: the list changes */
     struct tsdb__block **blocks;  /* persisted blocks, by min_time */
     size_t nblocks;
-    _Atomic int64_t head_floor;   /* data below is in blocks; the head rejects it */
-    pthread_mutex_t maint_mu;     /* one tsdb_maintain at a time */
-    pthread_t bg;              /* interval fsync thread */
+    _Atomic int64_t head_floor; /* data below is in blocks; the head rejects it */
+    pthread_mutex_t maint_mu;   /* one tsdb_maintain at a time */
+    pthread_t bg;               /* interval fsync thread */
     bool has_bg;
     pthread_mutex_t bg_mu;
     pthread_cond_t bg_cond;
@@ -267,8 +267,7 @@ int tsdb__series_check(struct tsdb *db, const struct tsdb__series *s, int64_t t,
 /* Adds a whole chunk (checkpoint replay); stripe lock held; takes 'data'. */
 int tsdb__series_add_chunk(struct tsdb *db, struct tsdb__series *s, uint8_t *data, size_t len);
 /* Drops samples in [mint, maxt]; stripe lock held. */
-int tsdb__series_delete_range(struct tsdb *db, struct tsdb__series *s, int64_t mint,
-                              int64_t maxt);
+int tsdb__series_delete_range(struct tsdb *db, struct tsdb__series *s, int64_t mint, int64_t maxt);
 /* Removes series with no samples left; head.lock (write) taken inside.
  * 'only' != NULL restricts to those refs. */
 void tsdb__head_gc(struct tsdb *db, const uint32_t *only, size_t n_only);
@@ -299,8 +298,7 @@ int tsdb__wal_open(struct tsdb *db, struct hs_err *err);
 void tsdb__wal_close(struct tsdb *db);
 /* Writes 'len' bytes of encoded records; caller holds wal.mu.  Returns the
  * 'written' mark to pass to tsdb__wal_sync. */
-int tsdb__wal_write(struct tsdb *db, const void *p, size_t len, uint64_t *mark,
-                    struct hs_err *err);
+int tsdb__wal_write(struct tsdb *db, const void *p, size_t len, uint64_t *mark, struct hs_err *err);
 /* fsyncs unless 'mark' is already covered. */
 int tsdb__wal_sync(struct tsdb *db, uint64_t mark, struct hs_err *err);
 /* Appends a record framing (header + payload) to b. */

@@ -49,15 +49,15 @@ struct qseries {
 struct tsdb_iter {
     const struct qseries *s;
     int64_t mint, maxt;
-    uint32_t ci;                 /* next chunk to open */
-    bool in_chunk;               /* cit is live */
-    int64_t cur_maxt;            /* maxt of the live chunk */
+    uint32_t ci;      /* next chunk to open */
+    bool in_chunk;    /* cit is live */
+    int64_t cur_maxt; /* maxt of the live chunk */
     struct tsdb_chunk_iter cit;
-    bool a_primed, a_has;        /* chunk stream: a sample read and not yet emitted */
+    bool a_primed, a_has; /* chunk stream: a sample read and not yet emitted */
     int64_t a_t;
     uint64_t a_v;
-    uint32_t oi;                 /* next out-of-order sample */
-    int64_t t;                   /* current sample */
+    uint32_t oi; /* next out-of-order sample */
+    int64_t t;   /* current sample */
     uint64_t v;
     bool valid, done;
 };
@@ -98,8 +98,8 @@ static bool overlaps(const struct tsdb__series *s, int64_t mint, int64_t maxt)
     return s->maxt != INT64_MIN && s->maxt >= mint && s->mint <= maxt;
 }
 
-static int copy_series(struct hs_arena *a, const struct tsdb__series *s, int64_t mint,
-                       int64_t maxt, struct qseries *out)
+static int copy_series(struct hs_arena *a, const struct tsdb__series *s, int64_t mint, int64_t maxt,
+                       struct qseries *out)
 {
     out->ls.n = s->ls.n;
     out->ls.v = hs_arena_alloc(a, s->ls.n * sizeof(*out->ls.v));
@@ -183,8 +183,8 @@ static int block_postings(const struct tsdb__block *b, const struct tsdb_matcher
         struct tsdb__block_postings p, x;
         int rc = ms[i].type == TSDB_MATCH_EQ
                      ? tsdb__block_postings_get(b, ms[i].name, ms[i].value, &p, err)
-                     : tsdb__block_postings_matching(b, ms[i].name, pred_matcher,
-                                                     (void *)&ms[i], &p, err);
+                     : tsdb__block_postings_matching(b, ms[i].name, pred_matcher, (void *)&ms[i],
+                                                     &p, err);
         if (rc != HS_OK) {
             tsdb__block_postings_cleanup(acc);
             return rc;
@@ -255,9 +255,9 @@ static int grow_set(struct tsdb_series_set *set, size_t *cap)
 
 /* Copies series 'ref' of block b (labels, chunks in range, tombstones
  * applied) into *out; *keep = false when nothing is in range. */
-static int copy_block_series(struct tsdb_series_set *set, const struct tsdb__block *b,
-                             uint64_t ref, const struct tsdb_matcher *ms, size_t n,
-                             struct qseries *out, bool *keep, struct hs_err *err)
+static int copy_block_series(struct tsdb_series_set *set, const struct tsdb__block *b, uint64_t ref,
+                             const struct tsdb_matcher *ms, size_t n, struct qseries *out,
+                             bool *keep, struct hs_err *err)
 {
     struct hs_arena *a = &set->arena;
     struct hs_labels ls;
@@ -361,8 +361,7 @@ static int select_blocks(struct tsdb_querier *q, const struct tsdb_matcher *ms, 
                 set->n++;
                 /* Several blocks may hold one series: allow for merging. */
                 if (max_series && set->n > max_series * (db->nblocks + 1))
-                    rc = hs_err_set(err, HS_ETOOBIG, "more than %zu series selected",
-                                    max_series);
+                    rc = hs_err_set(err, HS_ETOOBIG, "more than %zu series selected", max_series);
             }
         }
         tsdb__block_postings_cleanup(&p);
@@ -468,8 +467,7 @@ static int merge_duplicates(struct tsdb_series_set *set, struct hs_err *err)
             m.nooo = 0;
             for (size_t j = 0; j < k; j++) {
                 if (run[j].nchunks > 0)
-                    memcpy(m.chunks + m.nchunks, run[j].chunks,
-                           run[j].nchunks * sizeof(*m.chunks));
+                    memcpy(m.chunks + m.nchunks, run[j].chunks, run[j].nchunks * sizeof(*m.chunks));
                 m.nchunks += run[j].nchunks;
                 if (run[j].nooo > 0)
                     memcpy(m.ooo + m.nooo, run[j].ooo, run[j].nooo * sizeof(*m.ooo));

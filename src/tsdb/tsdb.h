@@ -45,7 +45,8 @@ enum tsdb_fsync_policy {
 
 struct tsdb_options {
     int64_t retention_ms;          /* head data older than newest - this is dropped; 0 = keep */
-    uint64_t retention_bytes;      /* blocks + WAL beyond this are dropped, oldest block first; 0 = unlimited */
+    uint64_t retention_bytes;      /* blocks + WAL beyond this are dropped, oldest block first; 0 =
+                                      unlimited */
     int wal_fsync;                 /* enum tsdb_fsync_policy */
     int64_t wal_fsync_interval_ms; /* for TSDB_FSYNC_INTERVAL */
     uint64_t wal_segment_bytes;    /* a segment is cut past this size */
@@ -81,19 +82,19 @@ struct tsdb_stats {
     uint64_t wal_fsyncs;            /* total */
     uint64_t wal_fsync_ns_total;    /* time spent in fsync */
     uint64_t wal_fsync_failures;
-    uint64_t wal_corruptions;       /* corrupt or torn WAL tails cut at open */
-    uint64_t wal_bytes;             /* bytes in WAL segments + checkpoint now */
-    uint64_t wal_segments;          /* segment files now */
-    uint64_t wal_checkpoints;       /* total written */
-    uint64_t wal_replay_samples;    /* samples replayed at open */
-    uint64_t wal_replay_ns;         /* duration of the replay at open */
-    uint64_t blocks_loaded;         /* persisted blocks being queried */
-    uint64_t blocks_quarantined;    /* damaged blocks set aside at open */
-    uint64_t blocks_deleted;        /* by retention, total */
-    uint64_t blocks_cut;            /* written from the head, total */
-    uint64_t blocks_compacted;      /* compactions done, total */
-    int64_t head_min_t_ms;          /* INT64_MAX when the head is empty */
-    int64_t head_max_t_ms;          /* INT64_MIN when the head is empty */
+    uint64_t wal_corruptions;    /* corrupt or torn WAL tails cut at open */
+    uint64_t wal_bytes;          /* bytes in WAL segments + checkpoint now */
+    uint64_t wal_segments;       /* segment files now */
+    uint64_t wal_checkpoints;    /* total written */
+    uint64_t wal_replay_samples; /* samples replayed at open */
+    uint64_t wal_replay_ns;      /* duration of the replay at open */
+    uint64_t blocks_loaded;      /* persisted blocks being queried */
+    uint64_t blocks_quarantined; /* damaged blocks set aside at open */
+    uint64_t blocks_deleted;     /* by retention, total */
+    uint64_t blocks_cut;         /* written from the head, total */
+    uint64_t blocks_compacted;   /* compactions done, total */
+    int64_t head_min_t_ms;       /* INT64_MAX when the head is empty */
+    int64_t head_max_t_ms;       /* INT64_MIN when the head is empty */
 };
 
 struct tsdb;
@@ -154,8 +155,7 @@ struct tsdb_appender *tsdb_appender_new(struct tsdb *db);
  * ignored duplicate and returns HS_OK.
  */
 HS_MUST_CHECK int tsdb_appender_add(struct tsdb_appender *a, const struct hs_labels *ls,
-                                    int64_t t_ms, double v, uint64_t *ref_out,
-                                    struct hs_err *err);
+                                    int64_t t_ms, double v, uint64_t *ref_out, struct hs_err *err);
 
 /* As tsdb_appender_add for a series known by ref, without hashing labels.
  * HS_ENOTFOUND when the ref is unknown (deleted series): add by labels. */
@@ -179,11 +179,11 @@ void tsdb_appender_rollback(struct tsdb_appender *a);
 enum tsdb_match_type { TSDB_MATCH_EQ = 0, TSDB_MATCH_NEQ, TSDB_MATCH_RE, TSDB_MATCH_NRE };
 
 struct tsdb_matcher {
-    int type;          /* enum tsdb_match_type */
-    char *name;        /* owned copy */
-    char *value;       /* owned copy */
-    void *re;          /* compiled pattern (pcre2_code) for RE / NRE */
-    void *md;          /* match data for the pattern */
+    int type;           /* enum tsdb_match_type */
+    char *name;         /* owned copy */
+    char *value;        /* owned copy */
+    void *re;           /* compiled pattern (pcre2_code) for RE / NRE */
+    void *md;           /* match data for the pattern */
     bool matches_empty; /* does "" match: then series without the label match too */
 };
 
@@ -247,8 +247,7 @@ void tsdb_strings_free(struct tsdb_strings *s);
 /* Label names of the series that match 'ms' (n may be 0: all series) and
  * have samples in the querier's range. */
 HS_MUST_CHECK int tsdb_querier_label_names(struct tsdb_querier *q, const struct tsdb_matcher *ms,
-                                           size_t n, struct tsdb_strings *out,
-                                           struct hs_err *err);
+                                           size_t n, struct tsdb_strings *out, struct hs_err *err);
 /* Values of label 'name' over the same selection. */
 HS_MUST_CHECK int tsdb_querier_label_values(struct tsdb_querier *q, const char *name,
                                             const struct tsdb_matcher *ms, size_t n,
@@ -271,7 +270,7 @@ HS_MUST_CHECK int tsdb_delete_series(struct tsdb *db, const struct tsdb_matcher 
 /* ---- status (for /api/v1/status/tsdb) ---------------------------------------- */
 
 struct tsdb_stat_entry {
-    char *name;     /* owned by the status */
+    char *name; /* owned by the status */
     uint64_t value;
 };
 
@@ -284,9 +283,9 @@ struct tsdb_status {
     uint64_t wal_bytes;
     size_t n_by_metric, n_by_label_name, n_by_memory, n_by_pair;
     struct tsdb_stat_entry *series_count_by_metric_name;   /* top series counts */
-    struct tsdb_stat_entry *label_value_count_by_name;      /* top distinct-value counts */
-    struct tsdb_stat_entry *memory_in_bytes_by_label_name;  /* top bytes of values */
-    struct tsdb_stat_entry *series_count_by_label_pair;     /* "name=value" */
+    struct tsdb_stat_entry *label_value_count_by_name;     /* top distinct-value counts */
+    struct tsdb_stat_entry *memory_in_bytes_by_label_name; /* top bytes of values */
+    struct tsdb_stat_entry *series_count_by_label_pair;    /* "name=value" */
 };
 
 /* Fills 'out' with the head's numbers and the top 'top_n' of each list,
@@ -300,17 +299,17 @@ void tsdb_status_cleanup(struct tsdb_status *st);
 /* Decoding iterator over one XOR chunk's bytes (borrowed).  Corrupt bytes
  * end the iteration with 'err' set; it never reads out of bounds. */
 struct tsdb_chunk_iter {
-    const uint8_t *p;  /* chunk bytes */
-    size_t nbits;      /* length in bits */
-    size_t pos;        /* next bit to read */
-    uint16_t n;        /* samples in the chunk */
-    uint16_t i;        /* samples read so far */
-    int64_t t;         /* current sample */
-    int64_t delta;     /* t - previous t */
-    uint64_t v;        /* current value bits */
-    uint8_t leading;   /* XOR window of the last value */
+    const uint8_t *p; /* chunk bytes */
+    size_t nbits;     /* length in bits */
+    size_t pos;       /* next bit to read */
+    uint16_t n;       /* samples in the chunk */
+    uint16_t i;       /* samples read so far */
+    int64_t t;        /* current sample */
+    int64_t delta;    /* t - previous t */
+    uint64_t v;       /* current value bits */
+    uint8_t leading;  /* XOR window of the last value */
     uint8_t trailing;
-    int err;           /* HS_OK or HS_ECORRUPT */
+    int err; /* HS_OK or HS_ECORRUPT */
 };
 
 /* Starts iterating 'len' bytes; corrupt headers show as err at first next. */
@@ -335,25 +334,25 @@ struct tsdb_block_builder;
 
 /* One block written by a builder, or found by tsdb_blocks_list. */
 struct tsdb_block_info {
-    char ulid[27];            /* block name (directory under the data dir) */
-    int64_t min_time_ms;      /* first sample */
-    int64_t max_time_ms;      /* last sample + 1 (exclusive, as Prometheus) */
+    char ulid[27];       /* block name (directory under the data dir) */
+    int64_t min_time_ms; /* first sample */
+    int64_t max_time_ms; /* last sample + 1 (exclusive, as Prometheus) */
     uint64_t num_series;
     uint64_t num_samples;
     uint64_t num_chunks;
-    uint64_t size_bytes;      /* bytes on disk */
-    int level;                /* 1 = written from samples, +1 per compaction */
+    uint64_t size_bytes; /* bytes on disk */
+    int level;           /* 1 = written from samples, +1 per compaction */
 };
 
 /* What a builder did. */
 struct tsdb_backfill_stats {
-    uint64_t series;             /* distinct series with samples */
-    uint64_t samples;            /* samples written */
-    uint64_t duplicates_dropped; /* same series, timestamp and value (bit for bit) */
-    uint64_t out_of_order;       /* samples that came older than their series' newest */
-    int64_t min_time_ms;         /* INT64_MAX when nothing was written */
-    int64_t max_time_ms;         /* INT64_MIN when nothing was written */
-    size_t n_blocks;             /* blocks written, by time */
+    uint64_t series;                /* distinct series with samples */
+    uint64_t samples;               /* samples written */
+    uint64_t duplicates_dropped;    /* same series, timestamp and value (bit for bit) */
+    uint64_t out_of_order;          /* samples that came older than their series' newest */
+    int64_t min_time_ms;            /* INT64_MAX when nothing was written */
+    int64_t max_time_ms;            /* INT64_MIN when nothing was written */
+    size_t n_blocks;                /* blocks written, by time */
     struct tsdb_block_info *blocks; /* owned; freed by tsdb_backfill_stats_cleanup */
 };
 

@@ -209,8 +209,7 @@ static int seg_cut(struct tsdb *db, struct hs_err *err)
     return seg_create(db, w->seg + 1, err);
 }
 
-int tsdb__wal_write(struct tsdb *db, const void *p, size_t len, uint64_t *mark,
-                    struct hs_err *err)
+int tsdb__wal_write(struct tsdb *db, const void *p, size_t len, uint64_t *mark, struct hs_err *err)
 {
     struct tsdb__wal *w = &db->wal;
     if (db->replaying)
@@ -418,8 +417,7 @@ static int replay_series(struct tsdb *db, struct rd *r, struct hs_buf *scratch)
         size_t offs[2 * MAX_LABELS_PER_RECORD];
         for (uint64_t i = 0; i < 2 * n; i++) {
             uint64_t len;
-            if (!rd_uv(r, &len) || len > (uint64_t)(r->end - r->p) ||
-                memchr(r->p, 0, len) != NULL)
+            if (!rd_uv(r, &len) || len > (uint64_t)(r->end - r->p) || memchr(r->p, 0, len) != NULL)
                 return HS_ECORRUPT;
             offs[i] = scratch->len;
             if (hs_buf_append(scratch, r->p, len) != HS_OK || hs_buf_putc(scratch, '\0') != HS_OK)

@@ -101,9 +101,9 @@ static void format_double_round_trips_and_is_short(void **state)
     const struct {
         double v;
         const char *want;
-    } go[] = {{10, "10"},           {100000, "100000"},     {1e6, "1e+06"},
-              {1234567, "1.234567e+06"}, {0.0001, "0.0001"}, {0.00001, "1e-05"},
-              {0.005, "0.005"},     {2.5, "2.5"},           {-123.25, "-123.25"}};
+    } go[] = {{10, "10"},          {100000, "100000"}, {1e6, "1e+06"},   {1234567, "1.234567e+06"},
+              {0.0001, "0.0001"},  {0.00001, "1e-05"}, {0.005, "0.005"}, {2.5, "2.5"},
+              {-123.25, "-123.25"}};
     for (size_t i = 0; i < sizeof(go) / sizeof(go[0]); i++) {
         hs_format_double(go[i].v, out, sizeof(out));
         assert_string_equal(out, go[i].want);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T0 1700000000000LL
+#define T0  1700000000000LL
 #define MIN 60000LL
 
 static const char rules_text[] =
@@ -111,8 +111,8 @@ static void eval(struct fx *f, int64_t t)
 
 static int alert_state(struct fx *f, const char *name, const char *instance, int64_t *active_at)
 {
-    struct hs_label l[] = {{"alertname", name}, {"instance", instance}, {"job", "j"},
-                           {"severity", "page"}};
+    struct hs_label l[] = {
+        {"alertname", name}, {"instance", instance}, {"job", "j"}, {"severity", "page"}};
     struct hs_labels ls = {strcmp(name, "High") == 0 ? 4u : 3u, l};
     struct rules_alert_info ai;
     struct hs_err err;
@@ -149,10 +149,10 @@ static void alert_goes_pending_then_fires_after_for_then_resolves(void **state)
         assert_int_equal(at, T0);
     }
     double v = 0;
-    assert_int_equal(count(f, "ALERTS{alertname=\"High\",alertstate=\"firing\"}", T0 + 3 * MIN,
-                           NULL), 1);
-    assert_int_equal(count(f, "ALERTS{alertname=\"High\",alertstate=\"pending\"}", T0 + 3 * MIN,
-                           NULL), 0);
+    assert_int_equal(
+        count(f, "ALERTS{alertname=\"High\",alertstate=\"firing\"}", T0 + 3 * MIN, NULL), 1);
+    assert_int_equal(
+        count(f, "ALERTS{alertname=\"High\",alertstate=\"pending\"}", T0 + 3 * MIN, NULL), 0);
     assert_int_equal(count(f, "ALERTS_FOR_STATE{alertname=\"High\"}", T0 + 3 * MIN, &v), 1);
     assert_true(v == (double)T0 / 1000);
     /* the value drops: resolved, kept for notification, ALERTS goes stale at once */
@@ -195,8 +195,8 @@ static void keep_firing_for_holds_the_alert_after_the_series_clears(void **state
         put(f, "metric", "a", T0 + i * MIN, 5);
         eval(f, T0 + i * MIN);
         assert_int_equal(alert_state(f, "Keep", "a", NULL), RULES_FIRING);
-        assert_int_equal(count(f, "ALERTS{alertname=\"Keep\",alertstate=\"firing\"}",
-                               T0 + i * MIN, NULL), 1);
+        assert_int_equal(
+            count(f, "ALERTS{alertname=\"Keep\",alertstate=\"firing\"}", T0 + i * MIN, NULL), 1);
     }
     put(f, "metric", "a", T0 + 3 * MIN, 5);
     eval(f, T0 + 3 * MIN); /* 2m since the series cleared at 1m */

@@ -64,7 +64,8 @@ static void default_pack_evaluates_without_failures(void **state)
     int64_t t0 = 1700000000000LL;
     for (int i = 0; i < 60; i++) {
         int64_t t = t0 + i * 30000LL;
-        put(mem, "llm_server_generation_tokens_total", "model", "m", "instance", "a", t, i * 3000.0);
+        put(mem, "llm_server_generation_tokens_total", "model", "m", "instance", "a", t,
+            i * 3000.0);
         put(mem, "llm_server_requests_finished_total", "model", "m", "finish_reason", "length", t,
             i * 1.0);
         put(mem, "llm_server_requests_finished_total", "model", "m", "finish_reason", "stop", t,
@@ -73,8 +74,8 @@ static void default_pack_evaluates_without_failures(void **state)
             i * 9.0);
         put(mem, "llm_server_time_to_first_token_seconds_bucket", "model", "m", "le", "+Inf", t,
             i * 10.0);
-        put(mem, "llm_server_time_to_first_token_seconds_count", "model", "m", "backend", "vllm",
-            t, i * 10.0);
+        put(mem, "llm_server_time_to_first_token_seconds_count", "model", "m", "backend", "vllm", t,
+            i * 10.0);
         put(mem, "hw_gpu_utilization_ratio", "gpu_uuid", "G1", "hw_gpu_task", "general", t, 0.95);
         put(mem, "hw_gpu_memory_limit_bytes", "gpu_uuid", "G1", "gpu_model", "H100", t, 8e10);
         put(mem, "hw_gpu_memory_usage_bytes", "gpu_uuid", "G1", "gpu_model", "H100", t, 7e10);

@@ -194,8 +194,10 @@ static void glob_patterns_load_every_matching_file_in_order(void **state)
     char *dir = hs_test_tmpdir("rules-glob");
     char path[4096];
     struct hs_err err;
-    const char *a = "groups:\n  - name: a\n    rules:\n      - record: a\n        expr: vector(1)\n";
-    const char *b = "groups:\n  - name: b\n    rules:\n      - record: b\n        expr: vector(2)\n";
+    const char *a =
+        "groups:\n  - name: a\n    rules:\n      - record: a\n        expr: vector(1)\n";
+    const char *b =
+        "groups:\n  - name: b\n    rules:\n      - record: b\n        expr: vector(2)\n";
     snprintf(path, sizeof path, "%s/2.yml", dir);
     assert_int_equal(hs_write_file_atomic(path, b, strlen(b), &err), HS_OK);
     snprintf(path, sizeof path, "%s/1.yml", dir);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T0 1700000000000LL
+#define T0  1700000000000LL
 #define MIN 60000LL
 
 struct fake {

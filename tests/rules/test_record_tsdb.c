@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-#define T0 1700000000000LL
+#define T0  1700000000000LL
 #define MIN 60000LL
 
 static const char text[] = "groups:\n"
@@ -50,8 +50,7 @@ static void open_all(struct fx *f)
     f->m = rules_manager_new(&o, &err);
     assert_non_null(f->m);
     struct rules_set *s = rules_set_new();
-    assert_int_equal(rules_set_add_text(s, "rec.yml", text, strlen(text), NULL, NULL, &err),
-                     HS_OK);
+    assert_int_equal(rules_set_add_text(s, "rec.yml", text, strlen(text), NULL, NULL, &err), HS_OK);
     assert_int_equal(rules_manager_update(f->m, s, &err), HS_OK);
 }
 
@@ -105,13 +104,13 @@ static void recording_rule_results_land_in_the_tsdb_and_survive_reopen(void **st
     assert_int_equal(query(&f, "job:reqs:rate1m{job=\"api\",source=\"rule\"}", T0 + 5 * MIN, &v),
                      1);
     assert_true(v > 1.99 && v < 2.01);
-    assert_int_equal(query(&f, "ALERTS{alertname=\"Busy\",alertstate=\"firing\"}", T0 + 5 * MIN,
-                           NULL), 1);
+    assert_int_equal(
+        query(&f, "ALERTS{alertname=\"Busy\",alertstate=\"firing\"}", T0 + 5 * MIN, NULL), 1);
     /* batch stopped at 2m; rate over 2m has no result from 5m on, so its
      * recorded series went stale instead of lingering for the lookback */
     assert_int_equal(query(&f, "job:reqs:rate1m{job=\"batch\"}", T0 + 5 * MIN, NULL), 0);
-    assert_int_equal(query(&f, "count_over_time(job:reqs:rate1m{job=\"batch\"}[10m])",
-                           T0 + 5 * MIN, &v), 1);
+    assert_int_equal(
+        query(&f, "count_over_time(job:reqs:rate1m{job=\"batch\"}[10m])", T0 + 5 * MIN, &v), 1);
     close_all(&f);
     open_all(&f);
     assert_int_equal(query(&f, "job:reqs:rate1m{job=\"api\"}", T0 + 5 * MIN, &v), 1);
@@ -134,8 +133,7 @@ static void evaluation_thread_starts_and_stops(void **state)
     assert_int_equal(rules_manager_start(f.m, &err), HS_EINVAL);
     /* a reload while running */
     struct rules_set *s = rules_set_new();
-    assert_int_equal(rules_set_add_text(s, "rec.yml", text, strlen(text), NULL, NULL, &err),
-                     HS_OK);
+    assert_int_equal(rules_set_add_text(s, "rec.yml", text, strlen(text), NULL, NULL, &err), HS_OK);
     assert_int_equal(rules_manager_update(f.m, s, &err), HS_OK);
     assert_int_equal(rules_manager_group_count(f.m), 1);
     rules_manager_stop(f.m);

@@ -184,9 +184,8 @@ static void loop_labels_vllm_samples_with_backend_model_and_target_labels(void *
                         "meta-llama/Llama-3.1-8B-Instruct");
     assert_string_equal(first_label(&f, "vllm:num_requests_running", "job", buf, sizeof(buf)),
                         "llm");
-    assert_string_equal(
-        first_label(&f, "vllm:num_requests_running", "instance", buf, sizeof(buf)),
-        "10.0.0.1:8000");
+    assert_string_equal(first_label(&f, "vllm:num_requests_running", "instance", buf, sizeof(buf)),
+                        "10.0.0.1:8000");
     double v;
     assert_true(value_at(&f, "vllm:num_requests_running", NULL, NULL, 1000, &v));
     assert_true(v == 24.0);
@@ -195,11 +194,9 @@ static void loop_labels_vllm_samples_with_backend_model_and_target_labels(void *
     /* the unified sample beside the original, same timestamp */
     assert_true(value_at(&f, "llm_server_requests_running", "backend", "vllm", 1000, &v));
     assert_true(v == 24.0);
-    assert_string_equal(
-        first_label(&f, "llm_server_requests_running", "model", buf, sizeof(buf)),
-        "meta-llama/Llama-3.1-8B-Instruct");
-    assert_true(count_series(&f, "llm_server_time_to_first_token_seconds_bucket", NULL, NULL) >
-                10);
+    assert_string_equal(first_label(&f, "llm_server_requests_running", "model", buf, sizeof(buf)),
+                        "meta-llama/Llama-3.1-8B-Instruct");
+    assert_true(count_series(&f, "llm_server_time_to_first_token_seconds_bucket", NULL, NULL) > 10);
     struct scrape_target_health h;
     scrape_loop_health(f.l, &h);
     assert_int_equal(h.health, SCRAPE_HEALTH_UP);
@@ -298,8 +295,8 @@ static void loop_puts_the_configured_model_on_engines_without_one(void **state)
     assert_string_equal(first_label(&f, "tgi_queue_size", "model", buf, sizeof(buf)),
                         "bigscience/bloom-560m");
     double v;
-    assert_true(value_at(&f, "llm_server_requests_waiting", "model", "bigscience/bloom-560m",
-                         2000, &v));
+    assert_true(
+        value_at(&f, "llm_server_requests_waiting", "model", "bigscience/bloom-560m", 2000, &v));
     assert_true(v == 1);
     hs_free(body);
     fx_close(&f);
@@ -579,10 +576,10 @@ static void loop_reads_gzip_and_openmetrics(void **state)
     struct fx f;
     fx_open(&f, JOB);
     /* "a_total 3\n# EOF\n" as OpenMetrics, gzip-compressed */
-    static const unsigned char gz[] = {
-        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x4b, 0x8c, 0x2f, 0xc9,
-        0x2f, 0x49, 0xcc, 0x51, 0x30, 0xe6, 0x52, 0x56, 0x70, 0xf5, 0x77, 0xe3, 0x02, 0x00,
-        0xd4, 0xe6, 0xce, 0xfa, 0x10, 0x00, 0x00, 0x00};
+    static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+                                       0x03, 0x4b, 0x8c, 0x2f, 0xc9, 0x2f, 0x49, 0xcc, 0x51,
+                                       0x30, 0xe6, 0x52, 0x56, 0x70, 0xf5, 0x77, 0xe3, 0x02,
+                                       0x00, 0xd4, 0xe6, 0xce, 0xfa, 0x10, 0x00, 0x00, 0x00};
     struct scrape_fetch_result res = {0};
     res.code = HS_OK;
     res.status = 200;

@@ -280,8 +280,7 @@ static void manager_reload_keeps_unchanged_targets_and_stales_removed_ones(void 
     wait_calls(&e, 3, 2);
     wait_calls(&e, 1, 2);
     /* the kept loop kept its cache: no series added after the reload */
-    assert_true(last_value(&e, "scrape_series_added", "instance", "127.0.0.1:9001", &v) &&
-                v == 0);
+    assert_true(last_value(&e, "scrape_series_added", "instance", "127.0.0.1:9001", &v) && v == 0);
     assert_true(last_value(&e, "m", "p", "3", &v) && v == 3);
     /* a changed job setting restarts its targets */
     assert_int_equal(scrape_manager_apply(e.m,

@@ -83,8 +83,7 @@ static void setup_routes(struct http_server *s, void *arg)
     assert_int_equal(http_server_route(s, "GET", "/hang", "hang", h_hang, NULL), HS_OK);
 }
 
-static size_t count(struct tsdb *db, const char *l1, const char *v1, const char *l2,
-                    const char *v2)
+static size_t count(struct tsdb *db, const char *l1, const char *v1, const char *l2, const char *v2)
 {
     struct tsdb_matcher m[2];
     struct hs_err err;

@@ -231,7 +231,7 @@ static void builder_drops_same_value_duplicates_and_rejects_conflicting_ones(voi
                      HS_EINVAL);
     assert_non_null(strstr(err.msg, "duplicate sample for timestamp"));
     assert_non_null(strstr(err.msg, "s=\"a\""));
-    assert_int_equal(add(b, "s=a", T0 + 1000, 1), HS_OK); /* out of order, same value */
+    assert_int_equal(add(b, "s=a", T0 + 1000, 1), HS_OK);  /* out of order, same value */
     assert_int_equal(add(b, "s=a", T0 + 500, 0.5), HS_OK); /* out of order, new */
     assert_int_equal(add(b, "s=a", T0 + 500, 0.5), HS_OK); /* twice */
     struct tsdb_backfill_stats st;
@@ -317,9 +317,16 @@ static void builder_keeps_every_float_bit_pattern(void **state)
     struct hs_err err = {0};
     struct tsdb_block_builder *b = tsdb_block_builder_new(dir, H2, &err);
     assert_non_null(b);
-    uint64_t bits[] = {TSDB_STALE_NAN_BITS, f2u(NAN), 0x7ff8dead0000beefULL, f2u(INFINITY),
-                       f2u(-INFINITY), f2u(-0.0), f2u(0.0), 1 /* denormal */,
-                       f2u(1.7976931348623157e308), f2u(-1.5)};
+    uint64_t bits[] = {TSDB_STALE_NAN_BITS,
+                       f2u(NAN),
+                       0x7ff8dead0000beefULL,
+                       f2u(INFINITY),
+                       f2u(-INFINITY),
+                       f2u(-0.0),
+                       f2u(0.0),
+                       1 /* denormal */,
+                       f2u(1.7976931348623157e308),
+                       f2u(-1.5)};
     size_t n = HS_ARRAY_LEN(bits);
     /* out of order on purpose, so the values also go through the re-encoding */
     for (size_t i = n; i-- > 0;)

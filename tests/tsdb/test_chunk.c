@@ -46,16 +46,26 @@ static void chunk_round_trips_every_special_float_bit_pattern(void **state)
 {
     (void)state;
     uint64_t specials[] = {
-        tsdb__f2u(NAN),          tsdb__f2u(-NAN),
-        0x7ff8000000000001ULL,   0x7ff0000000000001ULL, /* signalling NaN payload */
-        0xfff0000000deadbeULL,   TSDB_STALE_NAN_BITS,
-        tsdb__f2u(INFINITY),     tsdb__f2u(-INFINITY),
-        tsdb__f2u(0.0),          tsdb__f2u(-0.0),
-        1,                       0x000fffffffffffffULL, /* subnormals */
-        tsdb__f2u(1.7976931348623157e308), tsdb__f2u(-2.2250738585072014e-308),
-        tsdb__f2u(1.0),          tsdb__f2u(1.0),
-        TSDB_STALE_NAN_BITS,     0,
-        UINT64_MAX,              0x8000000000000000ULL,
+        tsdb__f2u(NAN),
+        tsdb__f2u(-NAN),
+        0x7ff8000000000001ULL,
+        0x7ff0000000000001ULL, /* signalling NaN payload */
+        0xfff0000000deadbeULL,
+        TSDB_STALE_NAN_BITS,
+        tsdb__f2u(INFINITY),
+        tsdb__f2u(-INFINITY),
+        tsdb__f2u(0.0),
+        tsdb__f2u(-0.0),
+        1,
+        0x000fffffffffffffULL, /* subnormals */
+        tsdb__f2u(1.7976931348623157e308),
+        tsdb__f2u(-2.2250738585072014e-308),
+        tsdb__f2u(1.0),
+        tsdb__f2u(1.0),
+        TSDB_STALE_NAN_BITS,
+        0,
+        UINT64_MAX,
+        0x8000000000000000ULL,
     };
     size_t n = HS_ARRAY_LEN(specials);
     int64_t ts[HS_ARRAY_LEN(specials)];

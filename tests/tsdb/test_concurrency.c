@@ -14,9 +14,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-#define WRITERS 3
+#define WRITERS           3
 #define SERIES_PER_WRITER 20
-#define STEPS 2600
+#define STEPS             2600
 
 struct shared {
     struct tsdb *db;
@@ -54,8 +54,7 @@ static void *writer(void *arg)
                 char buf[64];
                 struct tlabels tl;
                 snprintf(buf, sizeof(buf), "__name__=cc,w=%d,s=%d", c->w, s);
-                rc = tsdb_appender_add(a, tl_parse(&tl, buf), t, value_of(t, c->w), &refs[s],
-                                       NULL);
+                rc = tsdb_appender_add(a, tl_parse(&tl, buf), t, value_of(t, c->w), &refs[s], NULL);
             } else {
                 rc = tsdb_appender_add_ref(a, refs[s], t, value_of(t, c->w), NULL);
             }

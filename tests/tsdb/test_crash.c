@@ -77,8 +77,8 @@ static void check_round(struct tsdb *db, int round, int64_t acked)
             }
         }
         if (n < acked + 1)
-            fail_msg("round %d series %d: %lld samples, %lld acknowledged", round, s,
-                     (long long)n, (long long)acked + 1);
+            fail_msg("round %d series %d: %lld samples, %lld acknowledged", round, s, (long long)n,
+                     (long long)acked + 1);
         tsdb_series_set_free(set);
         tsdb_querier_free(q);
         tsdb_matcher_cleanup(&m[0]);

@@ -21,7 +21,7 @@ static uint64_t rnd(void)
     return rs;
 }
 
-#define NS 40
+#define NS   40
 #define MAXS 700
 
 struct model {
@@ -55,8 +55,7 @@ static void model_fill(struct model *m)
 {
     memset(m, 0, sizeof(*m));
     for (int s = 0; s < NS; s++) {
-        snprintf(m->labels[s], sizeof(m->labels[s]), "__name__=m%d,job=j%d,i=%d", s % 7, s % 3,
-                 s);
+        snprintf(m->labels[s], sizeof(m->labels[s]), "__name__=m%d,job=j%d,i=%d", s % 7, s % 3, s);
         m->n[s] = s == 0 ? 0 : rnd() % MAXS;
         int64_t t = (int64_t)(rnd() % 10000000) - 5000000;
         for (size_t i = 0; i < m->n[s]; i++) {
@@ -101,16 +100,14 @@ static void model_append(struct tsdb *db, struct model *m)
 }
 
 /* Reads series s over [mint, maxt] and compares with the model. */
-static void model_check_series(struct tsdb *db, struct model *m, int s, int64_t mint,
-                               int64_t maxt)
+static void model_check_series(struct tsdb *db, struct model *m, int s, int64_t mint, int64_t maxt)
 {
     struct tlabels tl;
     struct hs_labels *ls = tl_parse(&tl, m->labels[s]);
     struct tsdb_matcher ms[3];
     for (size_t i = 0; i < ls->n; i++)
-        assert_int_equal(tsdb_matcher_init(&ms[i], TSDB_MATCH_EQ, ls->v[i].name, ls->v[i].value,
-                                           NULL),
-                         HS_OK);
+        assert_int_equal(
+            tsdb_matcher_init(&ms[i], TSDB_MATCH_EQ, ls->v[i].name, ls->v[i].value, NULL), HS_OK);
     struct tsdb_querier *q = tsdb_querier_new(db, mint, maxt);
     struct tsdb_series_set *set;
     assert_int_equal(tsdb_querier_select(q, ms, ls->n, 0, &set, NULL), HS_OK);
@@ -319,7 +316,7 @@ static void head_accepts_samples_inside_the_out_of_order_window(void **state)
     for (int i = 299; i >= 250; i--)
         assert_int_equal(tl_add1(db, "__name__=w", 1000000 + i * 1000 + 500, -i), HS_OK);
     assert_int_equal(tl_add1(db, "__name__=w", 1000000 + 299 * 1000 - 100001, 0),
-                     HS_EINVAL); /* outside */
+                     HS_EINVAL);                                                   /* outside */
     assert_int_equal(tl_add1(db, "__name__=w", 1000000 + 260 * 1000, 260), HS_OK); /* dup */
     assert_int_equal(tl_add1(db, "__name__=w", 1000000 + 260 * 1000, 1), HS_EINVAL);
     assert_int_equal(tl_add1(db, "__name__=w", 1000000 + 260 * 1000 + 500, -260), HS_OK);

@@ -41,8 +41,8 @@ static void matcher_knows_which_matchers_match_the_empty_string(void **state)
         const char *v;
         bool empty;
     } cases[] = {
-        {TSDB_MATCH_EQ, "", true},   {TSDB_MATCH_EQ, "a", false}, {TSDB_MATCH_NEQ, "", false},
-        {TSDB_MATCH_NEQ, "a", true}, {TSDB_MATCH_RE, ".*", true}, {TSDB_MATCH_RE, ".+", false},
+        {TSDB_MATCH_EQ, "", true},   {TSDB_MATCH_EQ, "a", false},   {TSDB_MATCH_NEQ, "", false},
+        {TSDB_MATCH_NEQ, "a", true}, {TSDB_MATCH_RE, ".*", true},   {TSDB_MATCH_RE, ".+", false},
         {TSDB_MATCH_RE, "a|", true}, {TSDB_MATCH_NRE, ".*", false}, {TSDB_MATCH_NRE, "a", true},
     };
     for (size_t i = 0; i < HS_ARRAY_LEN(cases); i++) {
@@ -84,10 +84,10 @@ static int setup(void **state)
     f->db = tsdb_open(f->dir, &o, NULL);
     assert_non_null(f->db);
     const char *series[] = {
-        "__name__=up,job=api,instance=a",  "__name__=up,job=api,instance=b",
-        "__name__=up,job=db,instance=c",   "__name__=up,instance=d",
-        "__name__=req,job=api,code=200",   "__name__=req,job=api,code=500",
-        "__name__=req,job=api,code=",      /* empty value: same as no code label */
+        "__name__=up,job=api,instance=a", "__name__=up,job=api,instance=b",
+        "__name__=up,job=db,instance=c",  "__name__=up,instance=d",
+        "__name__=req,job=api,code=200",  "__name__=req,job=api,code=500",
+        "__name__=req,job=api,code=", /* empty value: same as no code label */
     };
     for (size_t i = 0; i < HS_ARRAY_LEN(series); i++)
         assert_int_equal(tl_add1(f->db, series[i], 1000 + (int64_t)i, 1), HS_OK);

@@ -51,9 +51,13 @@ static void write_block(const char *dir, const char **names, int n, int64_t t0, 
             assert_int_equal(tsdb__chunk_append(&g.enc[s], t, tsdb__f2u(sign * (double)(t / 1000))),
                              HS_OK);
         }
-        g.cm[s] = (struct tsdb__chunk_meta){t0, t0 + (count - 1) * step, (uint32_t)count,
-                                            TSDB_CHUNK_ENC_XOR, g.enc[s].buf,
-                                            (uint32_t)tsdb__chunk_len(&g.enc[s]), 0};
+        g.cm[s] = (struct tsdb__chunk_meta){t0,
+                                            t0 + (count - 1) * step,
+                                            (uint32_t)count,
+                                            TSDB_CHUNK_ENC_XOR,
+                                            g.enc[s].buf,
+                                            (uint32_t)tsdb__chunk_len(&g.enc[s]),
+                                            0};
     }
     struct tsdb__block_write_opts o;
     memset(&o, 0, sizeof(o));
@@ -125,9 +129,9 @@ static void querier_merges_blocks_with_the_head(void **state)
     read_series(db, "1", ts, vs, &n);
     assert_int_equal(n, 140); /* 100 - 10 tombstoned + 50 */
     for (size_t i = 0; i < n; i++) {
-        int64_t want = i < 10 ? (int64_t)i * 1000
-                              : i < 90 ? (int64_t)(i + 10) * 1000
-                                       : 7200000 + (int64_t)(i - 90) * 1000;
+        int64_t want = i < 10   ? (int64_t)i * 1000
+                       : i < 90 ? (int64_t)(i + 10) * 1000
+                                : 7200000 + (int64_t)(i - 90) * 1000;
         assert_int_equal(ts[i], want);
         assert_true(vs[i] == (double)(want / 1000));
     }
@@ -220,8 +224,7 @@ static void head_cuts_old_data_into_a_block_and_reads_it_back(void **state)
     struct tsdb_matcher m;
     assert_int_equal(tsdb_matcher_init(&m, TSDB_MATCH_EQ, "k", "a", NULL), HS_OK);
     size_t deleted;
-    assert_int_equal(tsdb_delete_series(db, &m, 1, 3600000, 10800000 - 1, &deleted, NULL),
-                     HS_OK);
+    assert_int_equal(tsdb_delete_series(db, &m, 1, 3600000, 10800000 - 1, &deleted, NULL), HS_OK);
     assert_int_equal(deleted, 2); /* once in the head, once in the block */
     for (int round = 0; round < 2; round++) {
         size_t ns;
