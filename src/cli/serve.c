@@ -598,6 +598,15 @@ static void server_cleanup(struct server *s)
         event_free(s->sig_int);
     if (s->sig_hup)
         event_free(s->sig_hup);
+    /* The loop has stopped, so no callback runs from here on.  First the
+     * threads that query and append (they use the engine and the store),
+     * then the API (joins its query workers) and the server, then what
+     * they used, and the store last. */
+    rules_manager_free(s->rules);
+    scrape_manager_free(s->scrape); /* stops every loop (staleness markers) and its thread */
+    if (s->has_fetcher)
+        scrape_fetcher_http_free(&s->fetcher);
+    collect_free(s->collect);
     api_prom_free(s->prom); /* before the server: it finishes held requests */
     http_server_free(s->http);
     api_remote_write_free(s->rw); /* after the server: no request can reach it now */
@@ -606,11 +615,6 @@ static void server_cleanup(struct server *s)
     cli_lazy_storage_free(s->storage);
     hs_buf_cleanup(&s->config_yaml);
     hs_arena_cleanup(&s->api_strings);
-    rules_manager_free(s->rules);   /* stops its thread: no queries or appends after this */
-    scrape_manager_free(s->scrape); /* stops every loop (staleness markers) and its thread */
-    if (s->has_fetcher)
-        scrape_fetcher_http_free(&s->fetcher);
-    collect_free(s->collect); /* stops its thread: no appends after this */
     if (s->db != NULL) {
         tsdb_close(s->db); /* flushes and fsyncs the WAL */
         hs_log(HS_LOG_INFO, "store closed");
