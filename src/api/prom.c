@@ -503,6 +503,49 @@ static int collect_series(struct job *j, const struct promql_matcher *ms, size_t
     return rc < 0 ? rc : HS_OK;
 }
 
+/*
+ * Writes the answer {"status":"success","data":[...]} of a look-up from
+ * 'all' (sorted): adjacent duplicates (cmp == 0) are written once, at most
+ * j->limit items (then the "results truncated" warning).
+ */
+static int write_unique(struct job *j, const struct ptrs *all,
+                        int (*cmp)(const void *, const void *),
+                        int (*write)(struct hs_buf *, const void *))
+{
+    const char *truncated = NULL;
+    int rc = hs_buf_puts(&j->out, "{\"status\":\"success\",\"data\":[");
+    size_t written = 0;
+    for (size_t i = 0; rc == HS_OK && i < all->n; i++) {
+        if (i > 0 && cmp(&all->v[i - 1], &all->v[i]) == 0)
+            continue;
+        if (j->limit > 0 && written == (size_t)j->limit) {
+            truncated = "results truncated due to limit";
+            break;
+        }
+        if (written++ > 0)
+            rc = hs_buf_putc(&j->out, ',');
+        if (rc == HS_OK)
+            rc = write(&j->out, all->v[i]);
+    }
+    if (rc == HS_OK)
+        rc = hs_buf_putc(&j->out, ']');
+    if (rc == HS_OK)
+        rc = warnings_json(&j->out, "warnings", NULL, 0, truncated);
+    if (rc == HS_OK)
+        rc = hs_buf_putc(&j->out, '}');
+    return rc;
+}
+
+static int write_labels_ptr(struct hs_buf *out, const void *v)
+{
+    return labels_json(out, v);
+}
+
+static int write_str_ptr(struct hs_buf *out, const void *v)
+{
+    return hs_buf_json_str(out, v, strlen(v));
+}
+
 static int series_answer(struct job *j, struct hs_err *err)
 {
     struct ptrs all = {0};
@@ -513,28 +556,7 @@ static int series_answer(struct job *j, struct hs_err *err)
     }
     if (all.n > 1)
         qsort(all.v, all.n, sizeof(void *), cmp_labels_ptr);
-    const char *truncated = NULL;
-    int rc = hs_buf_puts(&j->out, "{\"status\":\"success\",\"data\":[");
-    size_t written = 0;
-    for (size_t i = 0; rc == HS_OK && i < all.n; i++) {
-        if (i > 0 && hs_labels_cmp(all.v[i - 1], all.v[i]) == 0)
-            continue;
-        if (j->limit > 0 && written == (size_t)j->limit) {
-            truncated = "results truncated due to limit";
-            break;
-        }
-        if (written++ > 0)
-            rc = hs_buf_putc(&j->out, ',');
-        if (rc == HS_OK)
-            rc = labels_json(&j->out, all.v[i]);
-    }
-    if (rc == HS_OK)
-        rc = hs_buf_putc(&j->out, ']');
-    if (rc == HS_OK)
-        rc = warnings_json(&j->out, "warnings", NULL, 0, truncated);
-    if (rc == HS_OK)
-        rc = hs_buf_putc(&j->out, '}');
-    return rc;
+    return write_unique(j, &all, cmp_labels_ptr, write_labels_ptr);
 }
 
 static int names_answer(struct job *j, struct hs_err *err)
@@ -563,28 +585,7 @@ static int names_answer(struct job *j, struct hs_err *err)
     }
     if (nsets > 1 && all.n > 1)
         qsort(all.v, all.n, sizeof(void *), cmp_str_ptr);
-    const char *truncated = NULL;
-    int rc = hs_buf_puts(&j->out, "{\"status\":\"success\",\"data\":[");
-    size_t written = 0;
-    for (size_t i = 0; rc == HS_OK && i < all.n; i++) {
-        if (i > 0 && strcmp(all.v[i - 1], all.v[i]) == 0)
-            continue;
-        if (j->limit > 0 && written == (size_t)j->limit) {
-            truncated = "results truncated due to limit";
-            break;
-        }
-        if (written++ > 0)
-            rc = hs_buf_putc(&j->out, ',');
-        if (rc == HS_OK)
-            rc = hs_buf_json_str(&j->out, all.v[i], strlen(all.v[i]));
-    }
-    if (rc == HS_OK)
-        rc = hs_buf_putc(&j->out, ']');
-    if (rc == HS_OK)
-        rc = warnings_json(&j->out, "warnings", NULL, 0, truncated);
-    if (rc == HS_OK)
-        rc = hs_buf_putc(&j->out, '}');
-    return rc;
+    return write_unique(j, &all, cmp_str_ptr, write_str_ptr);
 }
 
 static void work_lookup(struct api_pool_job *pj)
