@@ -319,30 +319,6 @@ int api_prom_parse_limit(const char *s, int64_t *limit, struct hs_err *err)
 
 /* ---- name unescaping ----------------------------------------------------------- */
 
-static size_t utf8_put(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static bool valid_rune(uint32_t cp)
 {
     return cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
@@ -395,7 +371,7 @@ int api_prom_unescape_name(const char *s, struct hs_arena *arena, const char **o
         }
         if (j == 0 || !valid_rune(cp))
             return HS_OK;
-        o += utf8_put(cp, res + o);
+        o += hs_utf8_encode(cp, res + o);
     }
     res[o] = '\0';
     *out = res;
@@ -489,7 +465,7 @@ static int sel_escape(struct sel *p, size_t *i, char quote_ch, char *out, size_t
     if (!valid_rune(v))
         return sel_fail(p, at, "escape sequence is invalid Unicode code point%s", "");
     (void)quote_ch;
-    *o += utf8_put(v, out + *o);
+    *o += hs_utf8_encode(v, out + *o);
     return HS_OK;
 }
 

@@ -151,6 +151,16 @@ bool hs_streq(const char *a, const char *b);
 bool hs_has_prefix(const char *s, const char *prefix);
 bool hs_has_suffix(const char *s, const char *suffix);
 
+/* Writes the UTF-8 encoding of code point 'cp' (<= 0x10FFFF) to out; returns
+ * its length, 1 to 4. */
+size_t hs_utf8_encode(uint32_t cp, char out[4]);
+/* Decodes standard base64 (RFC 4648; the trailing '=' padding may be left
+ * out) of s[0..n) into out, which has room for n / 4 * 3 + 3 bytes; sets
+ * *out_len.  HS_EPARSE with *bad_at (the offset) on a character outside the
+ * alphabet or data after padding. */
+HS_MUST_CHECK int hs_base64_decode(const char *s, size_t n, char *out, size_t *out_len,
+                                   size_t *bad_at);
+
 /* Whole-string parsers: all of 's' must be consumed. */
 HS_MUST_CHECK int hs_parse_i64(const char *s, int64_t *out);
 HS_MUST_CHECK int hs_parse_u64(const char *s, uint64_t *out);

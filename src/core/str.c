@@ -247,3 +247,70 @@ size_t hs_format_double(double v, char *out, size_t out_len)
     }
     return n < 0 ? 0 : (size_t)n;
 }
+
+size_t hs_utf8_encode(uint32_t cp, char out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static int base64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+int hs_base64_decode(const char *s, size_t n, char *out, size_t *out_len, size_t *bad_at)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0, i;
+    for (i = 0; i < n && s[i] != '='; i++) {
+        int v = base64_value((unsigned char)s[i]);
+        if (v < 0) {
+            *bad_at = i;
+            return HS_EPARSE;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((acc >> bits) & 0xFF);
+        }
+    }
+    for (; i < n; i++) {
+        if (s[i] != '=') {
+            *bad_at = i;
+            return HS_EPARSE;
+        }
+    }
+    *out_len = o;
+    return HS_OK;
+}

@@ -114,6 +114,38 @@ static void format_double_round_trips_and_is_short(void **state)
     assert_string_equal(out, "-Inf");
 }
 
+static void utf8_encode_writes_one_to_four_bytes(void **state)
+{
+    (void)state;
+    char b[4];
+    assert_int_equal(hs_utf8_encode(0x41, b), 1);
+    assert_memory_equal(b, "A", 1);
+    assert_int_equal(hs_utf8_encode(0xE9, b), 2);
+    assert_memory_equal(b, "\xC3\xA9", 2);
+    assert_int_equal(hs_utf8_encode(0x20AC, b), 3);
+    assert_memory_equal(b, "\xE2\x82\xAC", 3);
+    assert_int_equal(hs_utf8_encode(0x1F44B, b), 4);
+    assert_memory_equal(b, "\xF0\x9F\x91\x8B", 4);
+}
+
+static void base64_decode_accepts_padding_or_none_and_names_a_bad_character(void **state)
+{
+    (void)state;
+    char out[32];
+    size_t n = 0, bad = 0;
+    assert_int_equal(hs_base64_decode("aGVsbG8=", 8, out, &n, &bad), HS_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "hello", 5);
+    assert_int_equal(hs_base64_decode("aGVsbG8", 7, out, &n, &bad), HS_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(hs_base64_decode("", 0, out, &n, &bad), HS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(hs_base64_decode("aGV*bG8=", 8, out, &n, &bad), HS_EPARSE);
+    assert_int_equal(bad, 3);
+    assert_int_equal(hs_base64_decode("aG=sbG8=", 8, out, &n, &bad), HS_EPARSE);
+    assert_int_equal(bad, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +154,8 @@ int main(void)
         cmocka_unit_test(parse_duration_handles_compound_units_in_order),
         cmocka_unit_test(format_duration_prints_largest_units_first),
         cmocka_unit_test(parse_bytes_understands_binary_suffixes),
+        cmocka_unit_test(utf8_encode_writes_one_to_four_bytes),
+        cmocka_unit_test(base64_decode_accepts_padding_or_none_and_names_a_bad_character),
         cmocka_unit_test(format_double_round_trips_and_is_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
