@@ -22,20 +22,23 @@
  * 15 minutes as resolved for notification, then dropped.
  *
  * Notifications (rules_notifier) go to Alertmanagers (API v2) and webhooks
- * (Alertmanager's webhook v4 payload) through a send callback, with bounded
- * queues, retries and backoff.
+ * (Alertmanager's webhook v4 payload) from a sender thread of their own (or
+ * through a send callback in tests), with bounded queues, retries and
+ * backoff.
  *
  * Threading: a rules_set is owned by one thread until handed to a manager.
  * A rules_manager locks itself: rules_manager_update, the JSON writers and
  * the eval functions may be called from any thread; the JSON writers never
  * wait for a running query (only for one rule's state step).
- * rules_manager_start runs evaluation (and the notifier, when set) on one
- * thread of its own.  Templates are pure functions, callable anywhere.
+ * rules_manager_start runs evaluation on one thread of its own; a notifier
+ * with the HTTP sender runs its own thread and is fed through a locked
+ * queue.  Templates are pure functions, callable anywhere.
  */
 #ifndef HS_RULES_RULES_H
 #define HS_RULES_RULES_H
 
 #include "core/core.h"
+#include "http/http.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -277,10 +280,15 @@ HS_MUST_CHECK int rules_manager_alerts_json(struct rules_manager *m, struct hs_b
  * resend_delay; resolved: once more when it resolves, then per resend_delay
  * during retention) to the notifier after each group evaluation.  Each
  * target has its own bounded queue; a full queue drops its oldest alerts
- * (counted).  Batches are sent through a caller-supplied function (the HTTP
- * client in production, a fake in tests); a failed batch is retried with
- * exponential backoff and dropped (counted) after max_retries.  Bearer
- * tokens are passed to the send function only, never logged or printed.
+ * (counted).  A batch is sent either through a caller-supplied function
+ * (a fake in tests) or, when no function is given, by the built-in HTTP
+ * sender: a thread of the notifier's own with an event loop and one http
+ * client per target, so a slow receiver never delays rule evaluation nor
+ * the other receivers.  A failed batch is retried with exponential backoff
+ * and dropped (counted) after max_retries.  Webhook batches hold the alerts
+ * of one alertname (one group per payload, Alertmanager's group_by
+ * [alertname]).  Bearer tokens, passwords and header values are sent only,
+ * never logged or printed.
  */
 
 enum rules_notify_format {
@@ -288,10 +296,26 @@ enum rules_notify_format {
     RULES_NOTIFY_WEBHOOK_V4 = 2 /* POST <url>, Alertmanager's webhook v4 message */
 };
 
+/* An extra request header (HTTP sender); strings borrowed until
+ * rules_notifier_new returns. */
+struct rules_notify_header {
+    const char *name;
+    const char *value; /* may be a secret: never logged */
+};
+
 struct rules_notify_target {
     const char *url;          /* copied; for AM_V2 the Alertmanager base URL */
     int format;               /* enum rules_notify_format */
     const char *bearer_token; /* copied; secret; may be NULL */
+    const char *name;         /* receiver name in metrics and in the webhook "receiver" field;
+                                 copied; NULL = the URL without credentials and query */
+    const struct rules_notify_header *headers; /* copied; HTTP sender only */
+    size_t nheaders;
+    const char *basic_auth_user;     /* copied; HTTP sender only; NULL = none */
+    const char *basic_auth_password; /* copied; secret */
+    int64_t timeout_ms;              /* whole request (HTTP sender); 0 = 10 s */
+    bool skip_resolved;              /* never send resolved alerts (send_resolved: false) */
+    struct http_client_tls tls;      /* https targets (HTTP sender); strings borrowed */
 };
 
 /*
@@ -311,7 +335,7 @@ struct rules_notifier_opts {
     int64_t backoff_initial_ms; /* default 500, doubled per retry */
     int64_t backoff_max_ms;     /* default 30000 */
     const char *external_url;   /* copied; webhook externalURL; may be NULL */
-    rules_send_fn *send;
+    rules_send_fn *send;        /* NULL: the built-in HTTP sender on its own thread */
     void *send_arg;
 };
 
@@ -323,8 +347,15 @@ struct rules_notifier_stats {
     size_t queued;    /* alerts waiting now, over all targets */
 };
 
-/* NULL with err set on a bad option or ENOMEM. */
+/*
+ * Creates the notifier; with opts->send NULL it also creates the http
+ * clients (a bad TLS file is HS_EINVAL) and starts the sender thread.
+ * NULL with err set on a bad option, ENOMEM, or a thread that cannot start.
+ */
 struct rules_notifier *rules_notifier_new(const struct rules_notifier_opts *o, struct hs_err *err);
+/* Stops the sender thread (requests in flight are cancelled; their alerts
+ * are not sent) and frees everything.  NULL is a no-op.  Must be called
+ * after the manager that uses the notifier is freed. */
 void rules_notifier_free(struct rules_notifier *n);
 
 /* One alert as handed to the notifier; everything borrowed for the call. */
@@ -335,22 +366,127 @@ struct rules_notify_alert {
     int64_t ends_at_ms;
     const char *generator_url; /* may be NULL */
 };
-/* Copies the alerts into every target's queue.  Threading: any thread. */
+/* Copies the alerts into every target's queue (resolved alerts skip
+ * targets with skip_resolved) and wakes the sender thread.
+ * Threading: any thread. */
 HS_MUST_CHECK int rules_notifier_enqueue(struct rules_notifier *n,
                                          const struct rules_notify_alert *alerts, size_t count,
                                          struct hs_err *err);
 /*
- * Sends what is due at now_ms: for each target whose backoff has passed,
- * one batch of up to max_batch alerts.  Returns the number of requests
- * attempted.  Threading: one caller at a time.
+ * With a send function: sends what is due at now_ms: for each target whose
+ * backoff has passed, one batch of up to max_batch alerts.  Returns the
+ * number of requests attempted.  With the HTTP sender the thread does this
+ * by itself and the call returns 0.  Threading: one caller at a time.
  */
 int rules_notifier_run(struct rules_notifier *n, int64_t now_ms);
+
+/*
+ * Replaces the targets with o->targets (HTTP sender only; the other options
+ * keep their values).  Alerts queued for an old target whose URL and format
+ * a new one shares move to it (with its counters); a request in flight to
+ * a replaced target is cancelled and its alerts are sent again by the new
+ * one.  Waits until the sender thread has applied it.  On error (a bad
+ * option or TLS file: HS_EINVAL; HS_ENOMEM) the targets are unchanged.
+ * Threading: any thread but the sender's, never with rules_notifier_free.
+ */
+HS_MUST_CHECK int rules_notifier_update(struct rules_notifier *n,
+                                        const struct rules_notifier_opts *o, struct hs_err *err);
 void rules_notifier_get_stats(struct rules_notifier *n, struct rules_notifier_stats *out);
+
+/* Counters of one target (receiver). */
+struct rules_notifier_target_stats {
+    const char *name;       /* receiver name; valid until the next update or free */
+    int format;             /* enum rules_notify_format */
+    uint64_t sent;          /* alerts delivered */
+    uint64_t errors;        /* failed send attempts */
+    uint64_t dropped;       /* alerts dropped: full queue, or given up after retries */
+    size_t queued;          /* alerts waiting now */
+    double latency_sum_s;   /* summed duration of send attempts */
+    uint64_t latency_count; /* send attempts timed */
+};
+size_t rules_notifier_target_count(struct rules_notifier *n);
+/* Copies the counters of target 'i' (< rules_notifier_target_count). Any thread. */
+void rules_notifier_get_target_stats(struct rules_notifier *n, size_t i,
+                                     struct rules_notifier_target_stats *out);
+/*
+ * An api_collector_fn for /metrics ('n' is the struct rules_notifier *):
+ * holoscope_notifications_{sent,errors,dropped}_total{receiver,type},
+ * holoscope_notifications_queue_length{receiver,type},
+ * holoscope_notifications_queue_capacity,
+ * holoscope_notifications_alertmanagers_discovered and
+ * holoscope_notifications_latency_seconds{receiver,type} (summary sum and
+ * count), after Prometheus' prometheus_notifications_*.  Any thread.
+ */
+int rules_notifier_metrics(void *n, struct hs_buf *out);
+
+/* ---- alerting configuration (the `alerting:` section of holoscope.yml) ----
+ *   alerting:
+ *     resend_delay: 1m            # firing alerts re-sent this often
+ *     external_url: http://holoscope.example:9190   # generatorURL, webhook externalURL
+ *     external_labels: {cluster: eu-1}
+ *     queue_capacity: 10000       # alerts per receiver
+ *     max_batch: 64               # alerts per request
+ *     max_retries: 3
+ *     alertmanagers:
+ *       - url: http://127.0.0.1:9093        # or: static_configs: [{targets: [host:port]}]
+ *         scheme: http                      # with static_configs
+ *         path_prefix: /                    # with static_configs
+ *         name: am-1, timeout: 10s, bearer_token: ..., basic_auth: {username, password},
+ *         headers: {X-Scope-OrgID: team}, tls_config: {ca_file, cert_file, key_file,
+ *         server_name, insecure_skip_verify}
+ *     webhooks:
+ *       - url: https://hooks.example/x
+ *         send_resolved: true                # default true
+ *         (name, timeout, bearer_token, basic_auth, headers, tls_config as above)
+ * Receiver names (name, else the URL) must be unique; a named
+ * static_configs entry names each Alertmanager NAME/HOST:PORT.  Unknown
+ * keys and bad values are errors naming FILE:LINE:COL.
+ */
+struct rules_alerting_config {
+    struct rules_notify_target *targets; /* alertmanagers first, then webhooks */
+    size_t ntargets;
+    int64_t resend_delay_ms;          /* default 60000 */
+    const char *external_url;         /* NULL when not set */
+    struct hs_labels external_labels; /* sorted */
+    size_t queue_capacity;            /* 0 = the notifier's default */
+    size_t max_batch;
+    int max_retries;
+    struct hs_arena arena; /* owns every string and array above */
+};
+
+/*
+ * Parses the `alerting:` map 'node' of document 'd' (NULL or null: no
+ * alerting, an empty config).  On success *out is set (free with
+ * rules_alerting_config_free); on error nothing is allocated and err names
+ * FILE:LINE:COL.  Returns HS_OK, HS_EINVAL or HS_ENOMEM.
+ */
+HS_MUST_CHECK int rules_alerting_config_parse(const struct hs_ydoc *d, const struct hs_ynode *node,
+                                              struct rules_alerting_config **out,
+                                              struct hs_err *err);
+void rules_alerting_config_free(struct rules_alerting_config *c);
+/* True when 'a' and 'b' (either may be NULL: no section) configure the same
+ * receivers and settings; the same receivers (targets, in order); the same
+ * settings (everything but the receivers). */
+bool rules_alerting_config_equal(const struct rules_alerting_config *a,
+                                 const struct rules_alerting_config *b);
+bool rules_alerting_receivers_equal(const struct rules_alerting_config *a,
+                                    const struct rules_alerting_config *b);
+bool rules_alerting_settings_equal(const struct rules_alerting_config *a,
+                                   const struct rules_alerting_config *b);
+/* Fills notifier options from 'c' (borrowed; must outlive the call of
+ * rules_notifier_new) with the HTTP sender. */
+void rules_alerting_notifier_opts(const struct rules_alerting_config *c,
+                                  struct rules_notifier_opts *out);
 
 /* Appends the JSON bodies (exposed for tests and for the API). */
 HS_MUST_CHECK int rules_notify_am_v2_json(const struct rules_notify_alert *alerts, size_t n,
                                           struct hs_buf *out);
 HS_MUST_CHECK int rules_notify_webhook_v4_json(const struct rules_notify_alert *alerts, size_t n,
                                                const char *external_url, struct hs_buf *out);
+/* As rules_notify_webhook_v4_json with the "receiver" field set to
+ * 'receiver' (NULL: "holoscope"). */
+HS_MUST_CHECK int rules_notify_webhook_v4_json_for(const struct rules_notify_alert *alerts,
+                                                   size_t n, const char *external_url,
+                                                   const char *receiver, struct hs_buf *out);
 
 #endif

@@ -41,7 +41,8 @@ static int fake_send(void *arg, const char *url, const char *bearer, const char 
 
 static struct rules_notifier *notifier(struct fake *f, int format, size_t cap)
 {
-    struct rules_notify_target t = {"http://127.0.0.1:9093", format, "s3cret"};
+    struct rules_notify_target t = {
+        .url = "http://127.0.0.1:9093", .format = format, .bearer_token = "s3cret"};
     if (format == RULES_NOTIFY_WEBHOOK_V4)
         t.url = "http://user:pw@127.0.0.1:9093/hook?token=abc";
     struct rules_notifier_opts o = {0};
@@ -171,7 +172,8 @@ static void full_queue_drops_oldest_and_counts(void **state)
 static void bad_targets_are_rejected_without_echoing_secrets(void **state)
 {
     (void)state;
-    struct rules_notify_target t = {"ftp://am", RULES_NOTIFY_AM_V2, "topsecret"};
+    struct rules_notify_target t = {
+        .url = "ftp://am", .format = RULES_NOTIFY_AM_V2, .bearer_token = "topsecret"};
     struct rules_notifier_opts o = {0};
     o.targets = &t;
     o.ntargets = 1;
