@@ -370,4 +370,22 @@ int api_remote_write_collector(void *arg, struct hs_buf *out);
 
 /* ---- end of remote-write receiver ---- */
 
+/* ---- capture browser (captures.c) ---- */
+
+/* The capture directory the endpoint reads; embedded by the caller. */
+struct api_captures {
+    const char *dir; /* capture root (borrowed; must outlive the server) */
+};
+
+/*
+ * Routes GET /api/v1/captures?model=&start=&end=&limit= on 'srv': the
+ * captured records (newest first, with their measurements) as
+ * {"status":"success","data":[...]} (see capture_query in
+ * gateway/capture.h).  start/end take the Prometheus time forms; limit
+ * defaults to 100 and may not exceed 1000.  Bad parameters: 400 bad_data.
+ * The files are read on the loop thread, bounded by limit and 64 MiB.
+ * 'c' is borrowed and must outlive the server.
+ */
+HS_MUST_CHECK int api_captures_register(struct http_server *srv, struct api_captures *c);
+
 #endif
