@@ -10,6 +10,6 @@ function(hs_embed MODULE NAME BASEDIR)
     COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DNAME=${NAME} -DBASEDIR=${BASEDIR}
             "-DFILES=${ARGN}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_gen.cmake
     DEPENDS ${ARGN} ${CMAKE_SOURCE_DIR}/cmake/embed_gen.cmake
-    COMMENT "Embedding ${NAME}")
+    COMMENT "Embedding ${NAME}" VERBATIM)
   set(HS_GEN_${MODULE} ${HS_GEN_${MODULE}} ${out} PARENT_SCOPE)
 endfunction()
