@@ -1,5 +1,6 @@
 # holoscope - front door to the CMake build.
 #
+#   make demo       build and start `holoscope demo` (a simulated fleet, observed)
 #   make run        build and start `holoscope serve` with defaults
 #   make test       install dependencies, build (gcc release + clang ASan/UBSan
 #                   with fuzz instrumentation) and run every test with CTest
@@ -19,7 +20,7 @@ RELEASE := build/release
 TEST := build/test
 STAMP := build/.deps-ok
 
-.PHONY: all build run test check test-build install bench deps format check-format lint clean
+.PHONY: all build run demo test check test-build install bench deps format check-format lint clean
 
 all: build
 
@@ -40,6 +41,10 @@ build: $(RELEASE)/CMakeCache.txt
 
 run: build
 	./$(RELEASE)/holoscope serve
+
+# The README's first command: a simulated fleet, observed end to end.
+demo: build
+	./$(RELEASE)/holoscope demo
 
 $(TEST)/CMakeCache.txt: $(STAMP)
 	@$(CMAKE) -S . -B $(TEST) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \

@@ -10,7 +10,7 @@ set -eu
 PACKAGES="cmake make gcc clang clang-format libclang-rt-14-dev pkg-config git
 libevent-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev
 libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
-python3 curl ca-certificates prometheus"
+python3 curl ca-certificates prometheus prometheus-alertmanager nodejs npm chromium"
 # Benchmark peers, installed by `make bench` only.
 if [ "${HS_DEPS_BENCH:-0}" = 1 ]; then
     PACKAGES="$PACKAGES victoria-metrics nginx wrk"
@@ -20,6 +20,12 @@ cd "$(dirname "$0")/.."
 
 missing=""
 for p in $PACKAGES; do
+    # node and npm may come from elsewhere (e.g. a newer nodejs that bundles
+    # npm, which conflicts with Debian's npm package): a working command counts
+    case "$p" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+    esac
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi

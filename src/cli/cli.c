@@ -45,6 +45,7 @@ static const char help_help[] =
     "       0, or 2 when COMMAND is unknown.\n";
 
 static const struct cli_command commands[] = {
+    {"demo", "a simulated LLM fleet, observed end to end", cli_help_demo, cli_cmd_demo},
     {"serve", "run the store, API, dashboard and collectors", cli_help_serve, cli_cmd_serve},
     {"check", "validate a configuration file or metrics exposition", cli_help_check, cli_cmd_check},
     {"promql-test", "run PromQL acceptance-test scripts", cli_help_promql_test,
@@ -52,6 +53,12 @@ static const struct cli_command commands[] = {
     {"tsdb", "offline data-directory tools: backfill blocks, list blocks", cli_help_tsdb,
      cli_cmd_tsdb},
     {"rules", "check rule files or print the default pack", cli_help_rules, cli_cmd_rules},
+    {"sim", "run simulated inference engines and GPUs", cli_help_sim, cli_cmd_sim},
+    {"bench", "load an OpenAI-compatible endpoint, report latency", cli_help_bench, cli_cmd_bench},
+    {"capture", "analyse captured requests: quality scores, drift", cli_help_capture,
+     cli_cmd_capture},
+    {"grafana-dashboard", "print the model view as a Grafana dashboard", cli_help_grafana,
+     cli_cmd_grafana},
     {"version", "print version and build information", help_version, cmd_version},
     {"help", "show help for a command", help_help, cmd_help},
 };
@@ -84,7 +91,7 @@ static void print_top_help(FILE *out)
 {
     fputs(top_help, out);
     for (size_t i = 0; i < HS_ARRAY_LEN(commands); i++)
-        fprintf(out, "       %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "       %-18s %s\n", commands[i].name, commands[i].summary);
     fputs(top_help_tail, out);
 }
 

@@ -16,6 +16,9 @@
  */
 #include "cli/internal.h"
 
+#include "gateway/capture.h"
+#include "gateway/gateway.h"
+#include "rules/rules.h"
 #include "scrape/scrape_config.h"
 
 #include <ctype.h>
@@ -149,10 +152,25 @@ void cli_config_init(struct cli_config *c)
     hs_arena_init(&c->strings, 4096, 0);
 }
 
+static void free_capture(struct cli_config *c)
+{
+    if (c->capture != NULL)
+        capture_config_free(c->capture);
+    hs_free(c->capture);
+    c->capture = NULL;
+}
+
 void cli_config_cleanup(struct cli_config *c)
 {
     scrape_config_free(c->scrape);
     c->scrape = NULL;
+    gw_config_free(c->gateway);
+    c->gateway = NULL;
+    rules_alerting_config_free(c->alerting);
+    c->alerting = NULL;
+    cli_pricing_free(c->pricing);
+    c->pricing = NULL;
+    free_capture(c);
     hs_ydoc_free(c->doc);
     c->doc = NULL;
     hs_arena_cleanup(&c->strings);
@@ -336,6 +354,10 @@ static int walk(struct cli_config *c, const struct hs_ynode *map, const char *pr
         }
         if (*prefix == '\0' && (strcmp(path, "global") == 0 || strcmp(path, "scrape_configs") == 0))
             continue; /* parsed by scrape_config_parse in load_file */
+        if (*prefix == '\0' && (strcmp(path, "gateway") == 0 || strcmp(path, "capture") == 0))
+            continue; /* parsed by gw_config_parse (and the capture parser) in load_file */
+        if (*prefix == '\0' && (strcmp(path, "alerting") == 0 || strcmp(path, "pricing") == 0))
+            continue; /* parsed by load_alerting_pricing in load_file */
         if (is_section(path)) {
             if (hs_ynode_is_null(v))
                 continue;
@@ -349,6 +371,40 @@ static int walk(struct cli_config *c, const struct hs_ynode *map, const char *pr
         return hs_ynode_error(c->doc, k, HS_EINVAL, err, "unknown key \"%s\"", path);
     }
     return HS_OK;
+}
+
+/* The `capture:` section (gateway/capture.h). */
+static int load_capture(struct cli_config *c, struct hs_err *err)
+{
+    const struct hs_ynode *n = hs_ynode_get(c->doc->root, "capture");
+    if (n == NULL || hs_ynode_is_null(n))
+        return HS_OK;
+    c->capture = hs_malloc(sizeof(*c->capture));
+    if (c->capture == NULL)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    capture_config_defaults(c->capture);
+    return capture_config_parse(c->doc, n, c->capture, err);
+}
+
+/* The `gateway:` section (gateway.h); the `capture:` node is passed along. */
+static int load_gateway(struct cli_config *c, struct hs_err *err)
+{
+    const struct hs_ynode *gw = hs_ynode_get(c->doc->root, "gateway");
+    if (hs_ynode_is_null(gw))
+        return HS_OK;
+    return gw_config_parse(c->doc, gw, hs_ynode_get(c->doc->root, "capture"), &c->gateway, err);
+}
+
+/* The `alerting:` (rules.h) and `pricing:` (pricing.c) sections. */
+static int load_alerting_pricing(struct cli_config *c, struct hs_err *err)
+{
+    const struct hs_ynode *al = hs_ynode_get(c->doc->root, "alerting");
+    int rc = HS_OK;
+    if (al != NULL && !hs_ynode_is_null(al))
+        rc = rules_alerting_config_parse(c->doc, al, &c->alerting, err);
+    if (rc == HS_OK)
+        rc = cli_pricing_parse(c->doc, hs_ynode_get(c->doc->root, "pricing"), &c->pricing, err);
+    return rc;
 }
 
 static int load_file(struct cli_config *c, const char *path, struct hs_err *err)
@@ -365,6 +421,12 @@ static int load_file(struct cli_config *c, const char *path, struct hs_err *err)
     if (rc == HS_OK && (hs_ynode_get(c->doc->root, "scrape_configs") != NULL ||
                         hs_ynode_get(c->doc->root, "global") != NULL))
         rc = scrape_config_parse(c->doc, c->doc->root, &c->scrape, err);
+    if (rc == HS_OK && hs_ynode_get(c->doc->root, "gateway") != NULL)
+        rc = load_gateway(c, err);
+    if (rc == HS_OK)
+        rc = load_alerting_pricing(c, err);
+    if (rc == HS_OK)
+        rc = load_capture(c, err);
     return rc;
 }
 
@@ -545,6 +607,24 @@ static bool is_loopback(const char *host)
            strcmp(host, "::1") == 0;
 }
 
+/* gateway.listen: HOST:PORT, loopback unless allow_remote. */
+static int validate_gateway(const struct cli_config *c, struct hs_err *err)
+{
+    char host[256];
+    int port;
+    const char *l = c->gateway->listen;
+    if (cli_split_hostport(l, host, sizeof(host), &port) != HS_OK)
+        return hs_err_set(err, HS_EINVAL,
+                          "gateway.listen: expected HOST:PORT (e.g. 127.0.0.1:9191), got \"%s\"",
+                          l);
+    if (!is_loopback(host) && !c->allow_remote)
+        return hs_err_set(err, HS_EINVAL,
+                          "gateway.listen: %s is not a loopback address; set allow_remote: true "
+                          "(or --allow_remote) to listen beyond this machine",
+                          l);
+    return HS_OK;
+}
+
 int cli_config_validate(const struct cli_config *c, struct hs_err *err)
 {
     char host[256];
@@ -583,6 +663,11 @@ int cli_config_validate(const struct cli_config *c, struct hs_err *err)
         return hs_err_set(err, HS_EINVAL, "collectors.interval: must be at least 100ms");
     if (c->query_max_samples < 1)
         return hs_err_set(err, HS_EINVAL, "query.max_samples: must be at least 1");
+    if (c->gateway != NULL) {
+        int rc = validate_gateway(c, err);
+        if (rc != HS_OK)
+            return rc;
+    }
     return HS_OK;
 }
 

@@ -24,6 +24,10 @@
  * (owned by the config) or at static defaults.
  */
 struct scrape_config;
+struct gw_config;
+struct rules_alerting_config;
+struct cli_pricing;
+struct capture_config;
 
 struct cli_config {
     const char *config_file; /* path given with --config, or NULL */
@@ -58,11 +62,17 @@ struct cli_config {
     const char *nvml_library;    /* collectors.nvml_library */
     const char **rule_files;     /* rule_files: globs of Prometheus-format rule files */
     size_t nrule_files;
-    bool rules_default_pack;      /* rules.default_pack: load the embedded LLM rule pack */
-    int64_t rules_interval_ms;    /* rules.evaluation_interval: groups without their own */
-    struct hs_ydoc *doc;          /* the parsed file, kept for module sections; may be NULL */
-    struct scrape_config *scrape; /* global + scrape_configs of the file (owned; NULL: none) */
-    struct hs_arena strings;      /* copies of strings from env and flags */
+    bool rules_default_pack;        /* rules.default_pack: load the embedded LLM rule pack */
+    int64_t rules_interval_ms;      /* rules.evaluation_interval: groups without their own */
+    struct hs_ydoc *doc;            /* the parsed file, kept for module sections; may be NULL */
+    struct scrape_config *scrape;   /* global + scrape_configs of the file (owned; NULL: none) */
+    struct gw_config *gateway;      /* the gateway: section (owned; NULL: no gateway) */
+    struct capture_config *capture; /* capture: (owned; NULL: no section) */
+    struct hs_arena strings;        /* copies of strings from env and flags */
+
+    /* module sections parsed at load (owned; NULL: the section is absent) */
+    struct rules_alerting_config *alerting; /* alerting: receivers, external labels/URL */
+    struct cli_pricing *pricing;            /* pricing: GPU-hour prices, daily budget */
 };
 
 enum { CLI_WAL_FSYNC_INTERVAL = 0, CLI_WAL_FSYNC_BATCH = 1 };
@@ -107,10 +117,22 @@ struct cli_command {
 };
 
 int cli_cmd_serve(int argc, char **argv, char **envp);
+int cli_cmd_demo(int argc, char **argv, char **envp);
+extern const char cli_help_demo[];
 int cli_cmd_check(int argc, char **argv, char **envp);
 int cli_cmd_promql_test(int argc, char **argv, char **envp);
 int cli_cmd_rules(int argc, char **argv, char **envp);
 int cli_cmd_tsdb(int argc, char **argv, char **envp);
+int cli_cmd_sim(int argc, char **argv, char **envp);
+int cli_cmd_bench(int argc, char **argv, char **envp);
+extern const char cli_help_bench[];
+extern const char cli_help_sim[];
+/* capture_cmd.c: `holoscope capture analyze` */
+int cli_cmd_capture(int argc, char **argv, char **envp);
+extern const char cli_help_capture[];
+/* grafana_cmd.c: `holoscope grafana-dashboard` */
+int cli_cmd_grafana(int argc, char **argv, char **envp);
+extern const char cli_help_grafana[];
 extern const char cli_help_serve[];
 extern const char cli_help_check[];
 extern const char cli_help_promql_test[];
@@ -134,6 +156,20 @@ void cli_tsdb_status_release(void *arg, struct tsdb_status *st);
 int cli_tsdb_delete(void *arg, const struct promql_matcher *ms, size_t n, int64_t mint_ms,
                     int64_t maxt_ms, struct hs_err *err);
 int cli_tsdb_clean_tombstones(void *arg, struct hs_err *err);
+
+/* ---- pricing.c: the `pricing:` section and the series it becomes ---- */
+/* Parses `pricing:` (gpu_hour_dollars: {MODEL: dollars}, daily_budget_dollars);
+ * NULL or null 'node' gives *out NULL.  Errors name FILE:LINE:COL. */
+HS_MUST_CHECK int cli_pricing_parse(const struct hs_ydoc *d, const struct hs_ynode *node,
+                                    struct cli_pricing **out, struct hs_err *err);
+void cli_pricing_free(struct cli_pricing *p);
+/* Number of series cli_pricing_write writes (0 for NULL). */
+size_t cli_pricing_series(const struct cli_pricing *p);
+/* Appends holoscope_pricing_gpu_hour_dollars{gpu_model} and
+ * holoscope_pricing_daily_budget_dollars at t_ms to 'db' in one batch.
+ * Threading: any thread. */
+HS_MUST_CHECK int cli_pricing_write(const struct cli_pricing *p, struct tsdb *db, int64_t t_ms,
+                                    struct hs_err *err);
 
 /* True when argv has -h or --help before a "--". */
 bool cli_wants_help(int argc, char **argv);

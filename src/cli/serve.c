@@ -18,12 +18,16 @@
 
 #include "api/api.h"
 #include "collect/collect.h"
+#include "gateway/capture.h"
+#include "gateway/gateway.h"
 #include "http/http.h"
 #include "promql/promql.h"
 #include "rules/rules.h"
 #include "scrape/scrape_config.h"
 #include "scrape/scrape_manager.h"
 #include "tsdb/tsdb.h"
+#include "ui/grafana.h"
+#include "ui/ui.h"
 
 #include "buildinfo.h"
 
@@ -74,6 +78,7 @@ struct server {
     struct http_server *http;
     struct api_metrics *metrics;
     struct api_admin admin;
+    struct ui *ui; /* the dashboard at "/": embedded assets */
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *store_opened; /* activated by the opener thread */
     pthread_t opener;
@@ -89,13 +94,20 @@ struct server {
     struct rules_manager *rules;   /* recording and alerting rules; NULL until the store opens */
     struct scrape_fetcher fetcher; /* HTTP fetches of the scrape manager */
     bool has_fetcher;
-    struct scrape_manager *scrape; /* scrape_configs; NULL until the store opens */
-    struct hs_buf config_yaml;     /* effective settings for /api/v1/status/config */
-    struct hs_arena api_strings;   /* strings the API borrows; outlive config reloads */
-    struct hs_err store_err;       /* idem, when opening failed */
-    double start_time_s;           /* process start, epoch seconds */
+    struct scrape_manager *scrape;    /* scrape_configs; NULL until the store opens */
+    struct gw *gateway;               /* the gateway (own thread); NULL when not configured */
+    struct capture_writer *capture;   /* capture log writer (own thread); NULL: capture.dir unset */
+    struct api_captures captures_api; /* GET /api/v1/captures reads captures_api.dir */
+    struct hs_buf config_yaml;        /* effective settings for /api/v1/status/config */
+    struct hs_arena api_strings;      /* strings the API borrows; outlive config reloads */
+    struct hs_err store_err;          /* idem, when opening failed */
+    double start_time_s;              /* process start, epoch seconds */
     bool is_stopping;
     int exit_code;
+
+    /* alerting: and pricing: */
+    struct rules_notifier *notifier; /* receivers (own thread); NULL: none */
+    struct event *pricing_timer;     /* writes the pricing series; NULL: not started */
 };
 
 static void store_options(const struct cli_config *c, struct tsdb_options *o)
@@ -274,6 +286,35 @@ static int rules_metrics(void *arg, struct hs_buf *out)
     return rc;
 }
 
+/* The alerting: receivers, on the notifier's own thread; fills the manager's
+ * notification options (unchanged when no receiver is configured). */
+static int start_notifier(struct server *s, struct rules_manager_opts *o)
+{
+    const struct rules_alerting_config *al = s->cfg.alerting;
+    if (al == NULL)
+        return HS_OK;
+    o->resend_delay_ms = al->resend_delay_ms;
+    o->external_labels = al->external_labels; /* copied by the manager */
+    if (al->external_url != NULL)
+        o->generator_url = al->external_url;
+    if (al->ntargets == 0)
+        return HS_OK;
+    struct rules_notifier_opts no;
+    rules_alerting_notifier_opts(al, &no);
+    if (no.external_url == NULL)
+        no.external_url = o->generator_url;
+    struct hs_err err = {0};
+    s->notifier = rules_notifier_new(&no, &err);
+    if (s->notifier == NULL ||
+        api_metrics_add_collector(s->metrics, rules_notifier_metrics, s->notifier) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the notifier", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    o->notifier = s->notifier;
+    hs_log(HS_LOG_INFO, "notifying", HS_LINT("receivers", (int64_t)al->ntargets));
+    return HS_OK;
+}
+
 static int start_rules(struct server *s)
 {
     struct hs_err err = {0};
@@ -292,6 +333,10 @@ static int start_rules(struct server *s)
     rules_tsdb_sink(s->db, &o.sink);
     o.default_interval_ms = s->cfg.rules_interval_ms;
     o.generator_url = url;
+    if (start_notifier(s, &o) != HS_OK) {
+        rules_set_free(set);
+        return HS_EINVAL;
+    }
     s->rules = rules_manager_new(&o, &err);
     if (s->rules == NULL) {
         rules_set_free(set);
@@ -367,6 +412,74 @@ static int start_collectors(struct server *s)
     return HS_OK;
 }
 
+/* The capture writer and GET /api/v1/captures, when capture.dir is set;
+ * before the gateway, which submits to it.  Main loop thread. */
+static int start_capture(struct server *s)
+{
+    const struct capture_config *cc = s->cfg.capture;
+    if (cc == NULL || cc->dir == NULL)
+        return HS_OK;
+    struct hs_err err = {0};
+    s->capture = capture_writer_new(cc, s->db, &err);
+    if (s->capture == NULL) {
+        hs_log(HS_LOG_ERROR, "cannot start the capture writer", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    s->captures_api.dir = hs_arena_strndup(&s->api_strings, cc->dir, strlen(cc->dir));
+    if (s->captures_api.dir == NULL || api_captures_register(s->http, &s->captures_api) != HS_OK ||
+        api_metrics_add_collector(s->metrics, capture_writer_metrics, s->capture) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the capture API");
+        return HS_ENOMEM;
+    }
+    hs_log(HS_LOG_INFO, "capture log", HS_LSTR("dir", cc->dir),
+           HS_LF64("sampling_percentage", cc->sampling_percentage));
+    return HS_OK;
+}
+
+/* The gateway, on its own thread and loop, once the store is open. */
+static int start_gateway(struct server *s)
+{
+    if (s->cfg.gateway == NULL)
+        return HS_OK;
+    struct hs_err err = {0};
+    s->gateway = gw_new(s->cfg.gateway, s->db, &err);
+    s->cfg.gateway = NULL; /* the gateway takes it */
+    if (s->gateway != NULL && s->capture != NULL)
+        gw_set_capture(s->gateway, s->capture);
+    if (s->gateway == NULL || gw_start(s->gateway, &err) != HS_OK ||
+        api_metrics_add_collector(s->metrics, gw_metrics_collect, s->gateway) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "cannot start the gateway", HS_LSTR("err", err.msg));
+        return HS_EINVAL;
+    }
+    return HS_OK;
+}
+
+/* Writes the pricing: series (the configuration of the moment, so a reload
+ * applies at the next tick).  Main loop thread. */
+static void on_pricing_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *s = arg;
+    struct hs_err err = {0};
+    if (cli_pricing_write(s->cfg.pricing, s->db, hs_now_ms(), &err) != HS_OK)
+        hs_log(HS_LOG_WARN, "cannot write the pricing series", HS_LSTR("err", err.msg));
+}
+
+/* The pricing: series, written now and every rules.evaluation_interval. */
+static int start_pricing(struct server *s)
+{
+    int64_t iv = s->cfg.rules_interval_ms > 0 ? s->cfg.rules_interval_ms : 60000;
+    struct timeval tv = {(time_t)(iv / 1000), (suseconds_t)((iv % 1000) * 1000)};
+    s->pricing_timer = event_new(s->base, -1, EV_PERSIST, on_pricing_timer, s);
+    if (s->pricing_timer == NULL || event_add(s->pricing_timer, &tv) != 0) {
+        hs_log(HS_LOG_ERROR, "cannot start the pricing series");
+        return HS_ENOMEM;
+    }
+    on_pricing_timer(-1, 0, s);
+    return HS_OK;
+}
+
 static void on_store_opened(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -399,7 +512,8 @@ static void on_store_opened(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(s->base);
         return;
     }
-    if (start_collectors(s) != HS_OK || start_scrape(s) != HS_OK || start_rules(s) != HS_OK) {
+    if (start_collectors(s) != HS_OK || start_scrape(s) != HS_OK || start_rules(s) != HS_OK ||
+        start_capture(s) != HS_OK || start_gateway(s) != HS_OK || start_pricing(s) != HS_OK) {
         s->exit_code = CLI_EXIT_FAILURE;
         event_base_loopbreak(s->base);
         return;
@@ -428,6 +542,34 @@ static int apply_logging(const struct cli_config *c)
     return HS_OK;
 }
 
+/* Applies a changed alerting: section: receivers live, the rest (held by the
+ * rule manager) after a restart. */
+static void reload_alerting(struct server *s, const struct cli_config *fresh)
+{
+    const struct rules_alerting_config *al = fresh->alerting;
+    if (!rules_alerting_settings_equal(al, s->cfg.alerting))
+        hs_log(HS_LOG_WARN, "alerting settings other than the receivers take effect after a "
+                            "restart");
+    if (rules_alerting_receivers_equal(al, s->cfg.alerting))
+        return;
+    if (s->notifier == NULL) {
+        hs_log(HS_LOG_WARN, "alerting receivers take effect after a restart (none were "
+                            "configured at start)");
+        return;
+    }
+    struct rules_notifier_opts o;
+    memset(&o, 0, sizeof(o));
+    if (al != NULL)
+        rules_alerting_notifier_opts(al, &o);
+    struct hs_err err = {0};
+    if (rules_notifier_update(s->notifier, &o, &err) != HS_OK)
+        hs_log(HS_LOG_ERROR, "cannot apply the alerting receivers; keeping the running ones",
+               HS_LSTR("err", err.msg));
+    else
+        hs_log(HS_LOG_INFO, "alerting receivers updated",
+               HS_LINT("receivers", (int64_t)o.ntargets));
+}
+
 /* Re-reads the configuration; applies what can change without a restart. */
 static int reload(void *arg, struct hs_err *err)
 {
@@ -450,12 +592,19 @@ static int reload(void *arg, struct hs_err *err)
         rc = apply_scrape_config(s->scrape, fresh.scrape, err);
         fresh.scrape = NULL; /* the manager took it */
     }
+    if (rc == HS_OK && s->gateway != NULL && fresh.gateway != NULL) {
+        rc = gw_reload(s->gateway, fresh.gateway, err); /* takes it */
+        fresh.gateway = NULL;
+    } else if (rc == HS_OK && (s->gateway == NULL) != (fresh.gateway == NULL)) {
+        hs_log(HS_LOG_WARN, "adding or removing the gateway section takes effect after a restart");
+    }
     if (rc != HS_OK) {
         cli_config_cleanup(&fresh);
         return rc;
     }
     if (strcmp(fresh.listen, s->cfg.listen) != 0 || strcmp(fresh.data_dir, s->cfg.data_dir) != 0)
         hs_log(HS_LOG_WARN, "listen and data_dir changes take effect after a restart");
+    reload_alerting(s, &fresh);
     apply_logging(&fresh);
     /* Swap: the old strings (and file tree) go, the new ones stay. */
     struct cli_config old = s->cfg;
@@ -493,6 +642,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     s->admin.is_ready = false;
     hs_log(HS_LOG_INFO, "shutting down", HS_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
            HS_LINT("timeout_ms", s->cfg.shutdown_timeout_ms));
+    if (s->gateway != NULL) /* first: no new gateway traffic, streams get the budget */
+        gw_stop(s->gateway, s->cfg.shutdown_timeout_ms);
     http_server_shutdown(s->http, s->cfg.shutdown_timeout_ms, on_shutdown_done, s);
 }
 
@@ -547,6 +698,16 @@ static int start_query_api(struct server *s, struct hs_err *err)
     return api_prom_register(s->prom, s->http);
 }
 
+/* The dashboard: exact routes "/" and "/index.html" plus "/assets/", so the
+ * API, /metrics and /-/ routes are never shadowed. */
+static int start_ui(struct server *s, struct hs_err *err)
+{
+    s->ui = ui_new(err);
+    if (s->ui == NULL)
+        return err ? err->code : HS_ENOMEM;
+    return ui_register(s->http, s->ui, err);
+}
+
 static int start_http(struct server *s, struct hs_err *err)
 {
     struct http_server_config hc;
@@ -573,6 +734,10 @@ static int start_http(struct server *s, struct hs_err *err)
     int rc = api_admin_register(s->http, &s->admin);
     if (rc == HS_OK)
         rc = start_query_api(s, err);
+    if (rc == HS_OK)
+        rc = start_ui(s, err);
+    if (rc == HS_OK)
+        rc = ui_grafana_register(s->http, err); /* GET /api/v1/grafana-dashboard */
     if (rc != HS_OK)
         return err && err->code ? err->code : hs_err_set(err, rc, "%s", hs_strerror(rc));
     return http_server_start(s->http, err);
@@ -602,13 +767,19 @@ static void server_cleanup(struct server *s)
      * threads that query and append (they use the engine and the store),
      * then the API (joins its query workers) and the server, then what
      * they used, and the store last. */
+    gw_free(s->gateway);             /* first: its thread appends to the store */
+    capture_writer_free(s->capture); /* after the gateway, which submits to it */
     rules_manager_free(s->rules);
+    rules_notifier_free(s->notifier); /* after the rules: they enqueue into it */
+    if (s->pricing_timer)
+        event_free(s->pricing_timer);
     scrape_manager_free(s->scrape); /* stops every loop (staleness markers) and its thread */
     if (s->has_fetcher)
         scrape_fetcher_http_free(&s->fetcher);
     collect_free(s->collect);
     api_prom_free(s->prom); /* before the server: it finishes held requests */
     http_server_free(s->http);
+    ui_free(s->ui);               /* after the server: it routes to the table */
     api_remote_write_free(s->rw); /* after the server: no request can reach it now */
     api_metrics_free(s->metrics);
     promql_engine_free(s->engine);

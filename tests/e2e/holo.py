@@ -116,21 +116,27 @@ class Server:
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         """Sends `sig` and waits; returns the exit code (None if it had to be killed)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return None
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
 
     def close(self):
         self.stop(signal.SIGKILL)
         self.watchdog.cancel()
         self.log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Sends `sig` to a running process and waits; returns its exit code
+    (None if it had to be killed)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+    return proc.returncode
 
 
 def status_line(reply):
