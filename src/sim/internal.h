@@ -118,8 +118,8 @@ struct sim_gpu {
     int index;     /* gpu label: index on its node */
     char uuid[48]; /* UUID label */
     char pci_bus_id[24];
-    const char *model; /* modelName (borrowed from the engine config) */
-    char pod[96];       /* Kubernetes attributes of the consumer, as dcgm-exporter */
+    const char *model;     /* modelName (borrowed from the engine config) */
+    char pod[96];          /* Kubernetes attributes of the consumer, as dcgm-exporter */
     const char *container; /* adds them: pod "<engine>-<replica>", namespace "sim" */
     double mem_total_mib;
     double util;      /* 0..1, lagged busy fraction */
