@@ -319,7 +319,7 @@ static size_t demo_faults(const struct demo *d, struct sim_fault *f)
         /* degraded outputs: quality score and drift drop */
         add_fault(f, &n, "quality", "qwen", 0.6, t0 + p * 50 / 100, p / 5);
         /* KV-cache shrink: preemptions, TTFT up, LLMKVCacheFull */
-        add_fault(f, &n, "kv_shrink", "llama/0", 0.15, t0 + p * 65 / 100, p / 5);
+        add_fault(f, &n, "kv_shrink", "llama/0", 0.3, t0 + p * 65 / 100, p / 5);
         /* a replica going down: ScrapeTargetDown, the gateway ejects it */
         add_fault(f, &n, "replica_down", "llama/1", 1, t0 + p * 85 / 100, p / 10);
     }
@@ -335,12 +335,14 @@ static int start_fleet(struct demo *d, struct hs_err *err)
     engines[0].kind = SIM_VLLM;
     engines[0].replicas = 2;
     engines[0].output_len_sigma = 0.6;
+    engines[0].kv_blocks = 160; /* a small KV pool: its use shows on the charts */
     sim_engine_config_defaults(&engines[1]);
     engines[1].name = "qwen";
     engines[1].model = MODEL_QWEN;
     engines[1].kind = SIM_SGLANG;
     engines[1].replicas = 1;
     engines[1].output_len_sigma = 0.6;
+    engines[1].kv_blocks = 128;
     struct sim_fault *faults = hs_calloc(DEMO_MAX_FAULTS, sizeof(*faults));
     if (faults == NULL)
         return hs_err_set(err, HS_ENOMEM, "out of memory");
@@ -422,7 +424,7 @@ static int write_config(struct demo *d, const char *dir, const char *path, struc
         rc = hs_buf_json_str(&b, cap, strlen(cap));
     }
     if (rc == HS_OK)
-        rc = hs_buf_printf(&b, "\n  sampling_percentage: 25\n");
+        rc = hs_buf_printf(&b, "\n  sampling_percentage: 100\n");
     if (rc == HS_OK)
         rc = hs_write_file_atomic(path, b.p, b.len, err);
     else

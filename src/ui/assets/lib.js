@@ -38,7 +38,8 @@ HS.window = function () {
     start = end - (HS.parseDur(st.get('range') || '1h') || 3600);
   }
   const step = Math.max(15, Math.ceil((end - start) / 240 / 15) * 15);
-  start = Math.floor(start / step) * step;
+  /* The last step falls on the end, so live views show the newest values. */
+  start = end - Math.ceil((end - start) / step) * step;
   return { start, end, step, span: end - start };
 };
 
@@ -152,10 +153,9 @@ HS.q = function (s) {
  * periods matter: most alerts wait minutes ('for') before they fire, and the
  * chart should show when the condition began. */
 HS.alertPeriods = async function (w) {
-  /* The range query sees ALERTS at the window's steps only, the last of
-   * which can be up to a step before its end: the instant query at the end
-   * adds an alert that became active since (the newest alert, often the
-   * one the user came to see). */
+  /* The range query sees ALERTS at the window's steps only; the instant
+   * query at the end adds an alert active now that no step saw (one that
+   * just became pending, often the one the user came to see). */
   const [data, now] = await Promise.all([HS.range('ALERTS', w), HS.instant('ALERTS', w.end).catch(() => ({ result: [] }))]);
   const key = (m) => Object.keys(m).sort().map((k) => k + '=' + m[k]).join(',');
   const out = [];
@@ -163,10 +163,13 @@ HS.alertPeriods = async function (w) {
   for (const s of data.result || []) {
     const state = s.metric.alertstate === 'firing' ? 'firing' : 'pending';
     let from = null, prev = null;
+    /* A value at t says the alert was active at the evaluation before t
+     * at the latest: a run of values from t0 to t1 is drawn over
+     * [t0 - step, t1], never empty, ending at the newest value. */
     const push = () => {
-      const p = { labels: s.metric, state, from, to: Math.min(prev + w.step, w.end) };
+      const p = { labels: s.metric, state, from: Math.max(w.start, from - w.step), to: prev };
       out.push(p);
-      if (prev + w.step >= w.end) open.set(key(s.metric), p);
+      if (prev + w.step > w.end) open.set(key(s.metric), p);
     };
     for (const [t] of s.values) {
       if (from === null) from = t;
@@ -216,7 +219,12 @@ function align(results) {
   for (const r of results) {
     for (const s of r.series) {
       const col = new Array(x.length).fill(null);
-      for (const [t, v] of s.values) col[idx.get(t)] = Number(v);
+      /* NaN (a quantile or ratio over no requests) and ±Inf are gaps: one
+       * of them in a column would break the chart's scale. */
+      for (const [t, v] of s.values) {
+        const n = Number(v);
+        col[idx.get(t)] = Number.isFinite(n) ? n : null;
+      }
       cols.push(col);
       meta.push({ def: r.def, metric: s.metric });
     }
@@ -268,10 +276,12 @@ HS.chart = async function (parent, opts, env) {
   }
   if (!el.isConnected) return { series: 0, points: 0 };
   const { cols, meta } = align(results);
-  if (meta.length === 0) {
+  const empty = meta.length === 0 || cols.slice(1).every((c) => c.every((v) => v === null));
+  if (empty) {
     state.textContent = '';
     el.dataset.state = 'nodata';
-    body.innerHTML = '<div class="msg">no data in this time range</div>';
+    body.innerHTML = '<div class="msg">' + (meta.length ? 'no finite values (no requests?) in this time range'
+                                                        : 'no data in this time range') + '</div>';
     return { series: 0, points: 0 };
   }
   state.textContent = '';
@@ -310,7 +320,9 @@ HS.chart = async function (parent, opts, env) {
       scale: m.def.axis === 2 ? 'y2' : 'y',
       value: (u, v, si, idx) => HS.fmt(idx === null || idx === undefined ? lastOf(cols[i + 1]) : cols[i + 1][idx], unit),
       spanGaps: false,
-      points: { show: false },
+      /* A series of a few values (a fresh server, a sparse gauge) shows its
+       * points: a lone value draws no line. */
+      points: { show: opts.kind !== 'bars' && shown[i].filter((v) => v !== null && v !== undefined).length < 8, size: 5 },
     };
     if (m.def.dash) s.dash = [5, 4];
     if (opts.kind === 'area') s.fill = color + '33';
@@ -327,8 +339,9 @@ HS.chart = async function (parent, opts, env) {
   if (bands.length) {
     const names = Array.from(new Set(bands.map((b) => b.labels.alertname + ' (' + b.state + ')')));
     const firing = bands.some((b) => b.state === 'firing');
+    const alertnames = Array.from(new Set(bands.map((b) => b.labels.alertname)));
     state.innerHTML = '<span class="pill ' + (firing ? 'firing' : 'pending') + '" title="' + HS.esc(names.join(', ')) + '">' +
-                      HS.esc(names.length === 1 ? names[0] : names.length + ' alerts') + '</span>';
+                      HS.esc(alertnames.length === 1 ? alertnames[0] : alertnames.length + ' alerts') + '</span>';
   }
   const axes = [
     { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } },

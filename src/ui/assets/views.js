@@ -2,8 +2,12 @@
  * views.js - the dashboard's views.  Each view renders into 'main' from the
  * URL state and returns when every panel it started has been drawn (or has
  * shown its "no data" / error message).  PromQL reads the unified series
- * (llm_server_*, hw_gpu_*, hw_*), the gateway's gen_ai_* histograms, the
- * quality series (holoscope_quality_score_mean, holoscope_quality_drift_psi), ALERTS and the recording rules of rules/default.yml.
+ * (llm_server_*, hw_gpu_*, hw_*), the gateway's gen_ai_* histograms and
+ * finish-reason counter, the quality series (holoscope_quality_score_mean,
+ * _bucket, holoscope_quality_drift_psi), ALERTS and the recording rules of
+ * rules/default.yml.  GPUs are tied to engines through llm_server_gpu_info
+ * (gpu_uuid); the engine of a scrape target is the 'backend' label of the
+ * series derived from it.
  */
 'use strict';
 (function () {
@@ -24,28 +28,36 @@ function gwTrunc(by, f) {
 }
 
 /* Queries of one model-level or instance-level "quality" row. */
-function qualityPanels(f, ctx, modelName) {
+function qualityPanels(f, ctx, modelName, instance) {
+  /* The gateway's series of the selection: by model, and by upstream (the
+   * engine's URL) for an instance. */
+  const reEsc = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const gw = sel({ model: modelName }).replace(/\}$/, instance ? (modelName ? ',' : '') + 'upstream=~' + HS.q('https?://' + reEsc(instance) + '/?') + '}' : '}');
   const open = (t) => HS.go({ v: 'captures', model: modelName, from: Math.floor(t / 60) * 60,
                               to: Math.floor(t / 60) * 60 + 60, range: null });
   return [
     { title: 'TTFT (left) and output tokens/s (right)', unit: 's', unit2: '', ctx, onClick: open,
       series: [{ q: hq(0.5, 'llm_server_time_to_first_token_seconds', '', f), legend: 'TTFT p50' },
                { q: hq(0.95, 'llm_server_time_to_first_token_seconds', '', f), legend: 'TTFT p95' },
+               /* As the user got it; finer buckets than some engines' (SGLang's start at 100 ms). */
+               { q: hq(0.95, 'gen_ai_server_time_to_first_token_seconds', '', gw), legend: 'gateway p95', dash: true },
                { q: 'sum(rate(llm_server_generation_tokens_total' + f + W + '))', legend: 'tokens/s', axis: 2, dash: true }] },
     { title: 'Inter-token latency (TPOT) percentiles', unit: 's', ctx, onClick: open,
       series: [0.5, 0.95, 0.99].map((q) => ({ q: hq(q, 'llm_server_inter_token_latency_seconds', '', f), legend: 'p' + q * 100 })) },
     { title: 'End-to-end latency (engine and gateway)', unit: 's', ctx, onClick: open,
       series: [{ q: hq(0.5, 'llm_server_request_duration_seconds', '', f), legend: 'engine p50' },
                { q: hq(0.95, 'llm_server_request_duration_seconds', '', f), legend: 'engine p95' },
-               { q: hq(0.95, 'gen_ai_server_request_duration_seconds', '', sel({ model: modelName })), legend: 'gateway p95', dash: true }] },
+               { q: hq(0.95, 'gen_ai_server_request_duration_seconds', '', gw), legend: 'gateway p95', dash: true }] },
     { title: 'Truncation rate (finish_reason=length)', unit: '%', ctx, threshold: { value: 0.05, label: '5 %' },
       series: [{ q: 'sum(rate(llm_server_requests_finished_total' + f.replace('}', ',finish_reason="length"}') + W +
                     ')) / sum(rate(llm_server_requests_finished_total' + f + W + '))', legend: 'engine' },
-               { q: gwTrunc('', sel({ model: modelName })), legend: 'gateway', dash: true }] },
+               { q: gwTrunc('', gw), legend: 'gateway', dash: true }] },
     { title: 'Errors by kind (requests/s)', unit: '', ctx,
       series: [{ q: 'sum by (error_type) (rate(llm_server_requests_failed_total' + f + W + '))', legend: '{{error_type}}' }] },
     { title: 'Quality score (left) and drift PSI (right)', unit: '', unit2: '', ctx,
       series: [{ q: 'avg(holoscope_quality_score_mean' + sel({ model: modelName }) + ')', legend: 'score (mean)' },
+               /* The low tail: a few bad answers barely move the mean. */
+               { q: hq(0.1, 'holoscope_quality_score', '', sel({ model: modelName })), legend: 'score p10' },
                { q: 'max by (signal) (holoscope_quality_drift_psi' + sel({ model: modelName }) + ')', legend: 'drift {{signal}}', axis: 2, dash: true }] },
   ];
 }
@@ -216,7 +228,7 @@ V.instance = async function (main, env) {
   /* Alerts of the instance's model concern it too (unless they name another instance). */
   const ctx = st.get('model') ? { instance, model: st.get('model') } : { instance };
   env.stats.push(...(await Promise.all([
-    panels(main, env, 'Generation quality', qualityPanels(f, ctx, st.get('model'))),
+    panels(main, env, 'Generation quality', qualityPanels(f, ctx, st.get('model'), instance)),
     panels(main, env, 'Resources', resourcePanels(sel({ instance }), ctx)),
   ])).flat());
 };
@@ -330,6 +342,7 @@ function payloadText(p, dir) {
       } else {
         const c = (j.choices || [])[0];
         text = c ? (c.message ? c.message.content : c.text) : j.generated_text ?? j.content ?? null;
+        if (text === null && j.error) text = 'error: ' + (typeof j.error === 'object' ? j.error.message || JSON.stringify(j.error) : String(j.error));
       }
     }
   } catch (e) {
@@ -382,6 +395,8 @@ V.captures = async function (main, env) {
       ttft: num(h.ttft_s, r.ttft_s, r.ttft), e2e: num(h.e2e_s, r.e2e_s, r.e2e),
       tokens: num(h.output_tokens, r.output_tokens, r.tokens), input: num(h.input_tokens, r.input_tokens),
       finish: (h.finish_reasons || r.finish_reasons || [])[0] || r.finish_reason || '',
+      /* A failed request has no finish reason: its HTTP status or outcome says why. */
+      failed: Number(h.http_status) >= 400 ? 'HTTP ' + h.http_status : h.outcome && h.outcome !== 'ok' ? h.outcome : '',
       quality: h.quality || h.quality_scores || r.quality || {},
       prompt: payloadText(r.input, 'in') ?? r.prompt ?? '', answer: payloadText(r.output, 'out') ?? r.answer ?? '',
     };
@@ -391,7 +406,8 @@ V.captures = async function (main, env) {
     { key: 'model', label: 'Model' }, { key: 'id', label: 'Request' },
     { key: 'ttft', label: 'TTFT', num: 1, fmt: (v) => HS.fmt(v, 's') }, { key: 'e2e', label: 'E2E', num: 1, fmt: (v) => HS.fmt(v, 's') },
     { key: 'input', label: 'In tok', num: 1, fmt: (v) => HS.fmt(v) }, { key: 'tokens', label: 'Out tok', num: 1, fmt: (v) => HS.fmt(v) },
-    { key: 'finish', label: 'Finish', fmt: (v) => '<span class="pill' + (v === 'length' ? ' pending' : '') + '">' + HS.esc(v || '–') + '</span>' },
+    { key: 'finish', label: 'Finish', fmt: (v, r) => (r.failed && !v ? '<span class="pill firing">' + HS.esc(r.failed) + '</span>'
+        : '<span class="pill' + (v === 'length' ? ' pending' : '') + '">' + HS.esc(v || '–') + '</span>') },
     { key: 'quality', label: 'Quality', fmt: fmtQuality },
     { key: 'prompt', label: 'Prompt (redacted)', fmt: (v) => '<pre class="text">' + HS.esc(typeof v === 'string' ? v : JSON.stringify(v)) + '</pre>' },
     { key: 'answer', label: 'Answer (redacted)', fmt: (v) => '<pre class="text">' + HS.esc(typeof v === 'string' ? v : JSON.stringify(v)) + '</pre>' },
