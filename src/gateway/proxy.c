@@ -76,7 +76,15 @@ struct preq {
     struct hs_buf captured; /* upstream bytes for a sampled capture */
     char *upstream_body;    /* the request body sent upstream (owned) */
     size_t upstream_body_len;
-    const char *req_model; /* as the client sent it (request arena) */
+    const char *req_model; /* as the client sent it (model_buf) */
+    char model_buf[256];   /* struct gw_request_info's model */
+    struct {               /* the access-log line, written once the client is answered */
+        bool pending;
+        char request_id[72]; /* http_request_id is at most 64 bytes */
+        const char *outcome, *finish;
+        double ttft_s, e2e_s;
+        int64_t in_tokens, out_tokens;
+    } log;
     char tenant[24];
     struct gw_trace trace;
     uint8_t server_span[8], client_span[8];
@@ -321,19 +329,50 @@ static void observe(struct preq *q, const struct rec *rc)
     gw__metrics_unlock(m);
 }
 
+/* Copies the request id into q->log (the request's strings are gone
+ * once it is answered). */
+static void keep_request_id(struct preq *q)
+{
+    const char *id = http_request_id(q->r);
+    size_t n = strlen(id);
+    if (n >= sizeof(q->log.request_id))
+        n = sizeof(q->log.request_id) - 1;
+    memcpy(q->log.request_id, id, n);
+    q->log.request_id[n] = '\0';
+}
+
+/* Keeps what the access-log line needs (the request's own strings are
+ * gone once it is answered); access_log_write writes it after the answer,
+ * off the client's critical path. */
 static void access_log(struct preq *q, const struct rec *rc)
 {
     if (q->gen->cfg->access_log == false || !hs_log_enabled(HS_LOG_INFO))
         return;
-    hs_log(HS_LOG_INFO, "gateway request", HS_LSTR("request_id", http_request_id(q->r)),
+    if (q->r != NULL)
+        keep_request_id(q);
+    q->log.outcome = rc->outcome; /* static names (measure.h) or the measurement's */
+    q->log.finish = rc->nfinish ? rc->finish[0] : "";
+    q->log.ttft_s = isnan(rc->ttft_s) ? -1 : rc->ttft_s;
+    q->log.e2e_s = isnan(rc->e2e_s) ? -1 : rc->e2e_s;
+    q->log.in_tokens = rc->in_tokens;
+    q->log.out_tokens = rc->out_tokens;
+    q->log.pending = true;
+}
+
+/* Writes the line access_log kept; before q->m and q->gen are let go. */
+static void access_log_write(struct preq *q)
+{
+    if (!q->log.pending)
+        return;
+    q->log.pending = false;
+    hs_log(HS_LOG_INFO, "gateway request", HS_LSTR("request_id", q->log.request_id),
            HS_LSTR("model", q->req_model ? q->req_model : ""),
            HS_LSTR("route", q->route ? q->route->name : ""),
            HS_LSTR("upstream", q->has_up ? q->route->upstreams[q->up].url : ""),
-           HS_LINT("status", q->sent_status), HS_LSTR("outcome", rc->outcome),
-           HS_LF64("ttft_s", isnan(rc->ttft_s) ? -1 : rc->ttft_s),
-           HS_LF64("e2e_s", isnan(rc->e2e_s) ? -1 : rc->e2e_s),
-           HS_LINT("input_tokens", rc->in_tokens), HS_LINT("output_tokens", rc->out_tokens),
-           HS_LSTR("finish_reason", rc->nfinish ? rc->finish[0] : ""));
+           HS_LINT("status", q->sent_status), HS_LSTR("outcome", q->log.outcome),
+           HS_LF64("ttft_s", q->log.ttft_s), HS_LF64("e2e_s", q->log.e2e_s),
+           HS_LINT("input_tokens", q->log.in_tokens), HS_LINT("output_tokens", q->log.out_tokens),
+           HS_LSTR("finish_reason", q->log.finish));
 }
 
 static void emit_spans(struct preq *q, const struct rec *rc)
@@ -507,8 +546,10 @@ static bool is_upstream_failure(const struct preq *q, const struct rec *rc)
            q->status >= 500;
 }
 
-/* Records the request and frees 'q'.  The client side must already have
- * been answered by the caller *after* this (strings of r are used here). */
+/* Records the request (the caller frees 'q').  The client is answered by
+ * the caller *after* this, as the spans and the capture read the request;
+ * with neither, on_done answers first and clears q->r (the access log then
+ * uses the id kept in q->log). */
 static void record(struct preq *q)
 {
     if (q->t_client_end == 0)
@@ -538,6 +579,7 @@ static void mark_dirty(struct preq *q);
 
 static void preq_free(struct preq *q)
 {
+    access_log_write(q);
     undirty(q);
     if (q->call != NULL)
         http_client_cancel(q->call);
@@ -819,8 +861,16 @@ static void on_done(void *arg, const struct http_client_result *res)
     if (res->code != HS_OK)
         append_stream_error(q, res->msg);
     q->t_client_end = mono();
-    record(q);
-    http_stream_end(q->r);
+    if (q->sampled || (q->g->otlp != NULL && (q->trace.flags & 1))) {
+        record(q); /* the capture and the spans read the request */
+        http_stream_end(q->r);
+    } else {
+        /* nothing recorded reads the request: the client's last bytes go first */
+        keep_request_id(q);
+        http_stream_end(q->r);
+        q->r = NULL;
+        record(q);
+    }
     preq_free(q);
 }
 
@@ -903,7 +953,9 @@ static bool prepare_body(struct preq *q, const char *body, size_t len)
                    "you must provide a model parameter (a string)");
         return false;
     }
-    q->req_model = hs_arena_strndup(http_request_arena(q->r), info.model, strlen(info.model));
+    _Static_assert(sizeof(q->model_buf) == sizeof(info.model), "model sizes differ");
+    memcpy(q->model_buf, info.model, sizeof(q->model_buf));
+    q->req_model = q->model_buf;
     q->want_stream = info.stream;
     q->n = info.n;
     q->route = gw_route_match(q->gen->cfg, info.model);

@@ -45,10 +45,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define CLIENT_DEFAULT_MAX_BODY (64ull << 20)
 #define INFLATE_OUT             16384
+#define READ_MORE_AFTER         4096       /* libevent's largest single read */
+#define READ_MORE_BYTES         (64 << 10) /* read_more: at most this per read */
 
 enum call_phase { PH_START = 0, PH_CONNECT, PH_WAIT, PH_BODY, PH_DONE };
 
@@ -617,6 +620,47 @@ static void process_input(struct http_client_call *call)
     leave(call);
 }
 
+/* libevent reads at most 4 KiB per readiness event, so a large answer
+ * costs a loop round (and an ioctl, a readv, a relay write) per 4 KiB.
+ * After a read that may have left more behind, this takes what else the
+ * socket holds in one readv (plain TCP only; TLS reads through OpenSSL).
+ * End of file is left for the bufferevent to see on its next read; an
+ * error is handed to event_cb as the bufferevent would, once the data
+ * before it has been delivered. */
+static void read_more(struct cconn *k, struct http_client_call *call)
+{
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    if (call->url.is_tls || call->is_paused || evbuffer_get_length(in) < READ_MORE_AFTER)
+        return;
+    struct evbuffer_iovec v[2];
+    evbuffer_unfreeze(in, 0); /* bufferevents freeze their input's end */
+    int n = evbuffer_reserve_space(in, READ_MORE_BYTES, v, 2);
+    if (n > 0) {
+        struct iovec iov[2];
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        ssize_t got = readv(bufferevent_getfd(k->bev), iov, n);
+        int serr = errno;
+        size_t left = got > 0 ? (size_t)got : 0;
+        int used = 0;
+        for (; used < n && left > 0; used++) {
+            if (v[used].iov_len > left)
+                v[used].iov_len = left;
+            left -= v[used].iov_len;
+        }
+        evbuffer_commit_space(in, v, used);
+        if (got < 0 && serr != EAGAIN && serr != EWOULDBLOCK && serr != EINTR) {
+            bufferevent_disable(k->bev, EV_READ);
+            errno = serr;
+            bufferevent_trigger_event(k->bev, BEV_EVENT_READING | BEV_EVENT_ERROR,
+                                      BEV_TRIG_DEFER_CALLBACKS);
+        }
+    }
+    evbuffer_freeze(in, 0);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct cconn *k = arg;
@@ -627,7 +671,20 @@ static void read_cb(struct bufferevent *bev, void *arg)
     }
     if (call->phase == PH_BODY && !call->is_paused)
         arm(call->timer, call->read_ms);
+    read_more(k, call);
     process_input(call);
+}
+
+/* Writes the request straight to a connected plain socket; returns the
+ * bytes the kernel took (0 when it took none or the bufferevent must
+ * write, which then also reports any error). */
+static size_t send_direct(struct cconn *k, const struct http_client_call *call)
+{
+    if (call->url.is_tls || !k->is_connected ||
+        evbuffer_get_length(bufferevent_get_output(k->bev)) != 0)
+        return 0;
+    ssize_t w = send(bufferevent_getfd(k->bev), call->out.p, call->out.len, MSG_NOSIGNAL);
+    return w > 0 ? (size_t)w : 0;
 }
 
 static void send_request(struct http_client_call *call)
@@ -636,7 +693,13 @@ static void send_request(struct http_client_call *call)
     call->phase = PH_WAIT;
     arm(call->timer, call->first_byte_ms);
     http__rparser_reset(&call->parser, call->is_head);
-    if (bufferevent_write(k->bev, call->out.p, call->out.len) != 0) {
+    size_t sent = send_direct(k, call);
+    if (sent == call->out.len) {
+        if (!call->is_paused)
+            bufferevent_enable(k->bev, EV_READ);
+        return;
+    }
+    if (bufferevent_write(k->bev, call->out.p + sent, call->out.len - sent) != 0) {
         fail(call, HTTP_CLIENT_FAIL_NOMEM, HS_ENOMEM, "cannot queue the request");
         return;
     }

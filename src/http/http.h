@@ -269,6 +269,15 @@ void http_respond_error(struct http_request *r, int status, const char *msg);
 HS_MUST_CHECK int http_stream_start(struct http_request *r, int status, const char *content_type);
 
 /*
+ * As http_stream_start, but the status line and headers wait on the
+ * connection: they leave with the first http_stream_write, http_stream_flush
+ * or http_stream_end (one send for the head and the first bytes).  The
+ * caller must write, flush or end soon, in the same loop round.
+ */
+HS_MUST_CHECK int http_stream_start_lazy(struct http_request *r, int status,
+                                         const char *content_type);
+
+/*
  * Queues 'len' bytes ('data' copied) as one chunk and hands it to the socket
  * at once (see Output above).  Always accepts the data on an open connection,
  * whatever is already pending (check http_stream_pending to apply
@@ -276,6 +285,17 @@ HS_MUST_CHECK int http_stream_start(struct http_request *r, int status, const ch
  * stream started) or HS_ENOMEM.  A zero-length write does nothing.
  */
 HS_MUST_CHECK int http_stream_write(struct http_request *r, const void *data, size_t len);
+
+/*
+ * As http_stream_write, but the chunk waits on the connection: it leaves
+ * with the next http_stream_write, http_stream_flush or http_stream_end (the
+ * last bytes and the final chunk in one send).  Same returns.
+ */
+HS_MUST_CHECK int http_stream_queue(struct http_request *r, const void *data, size_t len);
+
+/* Hands what waits on the connection (a lazy head, queued chunks) to the
+ * socket now.  Does nothing without a started stream or once closed. */
+void http_stream_flush(struct http_request *r);
 
 /* Bytes queued on the connection and not yet written to the socket. */
 size_t http_stream_pending(const struct http_request *r);

@@ -354,7 +354,7 @@ void http__respond_protocol_error(struct http__conn *c, int status, const char *
 
 /* ---- streams ---------------------------------------------------------------- */
 
-int http_stream_start(struct http_request *r, int status, const char *content_type)
+static int stream_start(struct http_request *r, int status, const char *content_type, bool now)
 {
     if (r->phase != HTTP__REQ_HELD)
         return HS_EINVAL;
@@ -367,11 +367,23 @@ int http_stream_start(struct http_request *r, int status, const char *content_ty
         c->keep_alive = false; /* HTTP/1.0: the body ends when the connection does */
     write_head(c, status, content_type, -1, chunked && !r->is_head, false, false);
     r->phase = HTTP__REQ_STREAMING;
-    http__conn_flush(c);
+    if (now)
+        http__conn_flush(c);
     return HS_OK;
 }
 
-int http_stream_write(struct http_request *r, const void *data, size_t len)
+int http_stream_start(struct http_request *r, int status, const char *content_type)
+{
+    return stream_start(r, status, content_type, true);
+}
+
+int http_stream_start_lazy(struct http_request *r, int status, const char *content_type)
+{
+    return stream_start(r, status, content_type, false);
+}
+
+/* Queues one chunk; hands the output to the socket when 'now'. */
+static int stream_put(struct http_request *r, const void *data, size_t len, bool now)
 {
     if (r->phase != HTTP__REQ_STREAMING)
         return HS_EINVAL;
@@ -395,10 +407,27 @@ int http_stream_write(struct http_request *r, const void *data, size_t len)
         r->resp_bytes += len;
         c->srv->stats.bytes_out += len;
     }
-    http__conn_flush(c);
+    if (now)
+        http__conn_flush(c);
     if (evbuffer_get_length(out) > c->srv->cfg.stream_low_water_bytes)
         r->drain_armed = true;
     return HS_OK;
+}
+
+int http_stream_write(struct http_request *r, const void *data, size_t len)
+{
+    return stream_put(r, data, len, true);
+}
+
+int http_stream_queue(struct http_request *r, const void *data, size_t len)
+{
+    return stream_put(r, data, len, false);
+}
+
+void http_stream_flush(struct http_request *r)
+{
+    if (r->phase == HTTP__REQ_STREAMING && r->conn->bev != NULL)
+        http__conn_flush(r->conn);
 }
 
 size_t http_stream_pending(const struct http_request *r)

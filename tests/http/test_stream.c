@@ -103,6 +103,34 @@ static void answer_held(void *arg)
     g_req = NULL;
 }
 
+/* A lazy head and queued chunks wait until flush_and_end runs. */
+static void h_lazy(struct http_request *r, void *arg)
+{
+    LOOP_CHECK(http_stream_start_lazy(r, 200, "text/event-stream") == HS_OK);
+    LOOP_CHECK(http_stream_queue(r, "data: 1\n\n", 9) == HS_OK);
+    LOOP_CHECK(http_stream_queue(r, "data: 2\n\n", 9) == HS_OK);
+    g_req = r;
+}
+
+static void flush_and_end(void *arg)
+{
+    if (g_req == NULL) {
+        g_loop_fail++;
+        return;
+    }
+    http_stream_flush(g_req);
+    LOOP_CHECK(http_stream_queue(g_req, "data: 3\n\n", 9) == HS_OK);
+    http_stream_end(g_req); /* the queued last chunk and the terminator together */
+    g_req = NULL;
+}
+
+/* A lazy head with no body at all: end sends head and terminator. */
+static void h_lazy_empty(struct http_request *r, void *arg)
+{
+    LOOP_CHECK(http_stream_start_lazy(r, 200, "text/plain") == HS_OK);
+    http_stream_end(r);
+}
+
 static void h_hello(struct http_request *r, void *arg)
 {
     http_respond(r, 200, "text/plain", "hello", 5);
@@ -113,7 +141,9 @@ static void setup(struct http_server *s, void *arg)
     if (http_server_route(s, "GET", "/stream", "/stream", h_stream, NULL) != HS_OK ||
         http_server_route(s, "GET", "/flood", "/flood", h_flood, NULL) != HS_OK ||
         http_server_route(s, "GET", "/hello", "/hello", h_hello, NULL) != HS_OK ||
-        http_server_route(s, "GET", "/held", "/held", h_held, NULL) != HS_OK)
+        http_server_route(s, "GET", "/held", "/held", h_held, NULL) != HS_OK ||
+        http_server_route(s, "GET", "/lazy", "/lazy", h_lazy, NULL) != HS_OK ||
+        http_server_route(s, "GET", "/lazy-empty", "/lazy-empty", h_lazy_empty, NULL) != HS_OK)
         g_loop_fail++;
     http_server_set_observer(s, observe, NULL);
 }
@@ -170,6 +200,25 @@ static int wait_for(int *var, int want)
         usleep(10000);
     }
     return v;
+}
+
+static int g_has_req;
+
+static void peek_req_cb(void *arg)
+{
+    g_has_req = g_req != NULL;
+}
+
+/* Waits (bounded) until a handler holds g_req; 1 when it does. */
+static int wait_for_req(void)
+{
+    for (int i = 0; i < 500; i++) {
+        hts_call(&g_t, peek_req_cb, NULL);
+        if (g_has_req)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
 }
 
 /* Opens /stream and reads its headers and first chunk. */
@@ -394,12 +443,52 @@ static void stream_write_timeout_closes_a_client_that_stops_reading(void **state
     stop();
 }
 
+static void lazy_head_and_queued_chunks_leave_in_order_on_flush_and_end(void **state)
+{
+    int port = start();
+    struct htc c;
+    assert_int_equal(htc_open(&c, port), 0);
+    assert_int_equal(htc_send_str(&c, "GET /lazy HTTP/1.1\r\n\r\n"), 0);
+    assert_int_equal(wait_for_req(), 1);
+    hts_call(&g_t, flush_and_end, NULL);
+    char line[512], v[64];
+    struct htc_resp r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(htc_line(&c, line, sizeof(line)), 0);
+    assert_non_null(strstr(line, " 200 "));
+    size_t hl = (size_t)snprintf(r.head, sizeof(r.head), "%s\r\n", line);
+    while (htc_line(&c, line, sizeof(line)) == 0 && line[0] != '\0')
+        hl += (size_t)snprintf(r.head + hl, sizeof(r.head) - hl, "%s\r\n", line);
+    assert_string_equal(htc_header(&r, "Transfer-Encoding", v, sizeof(v)), "chunked");
+    char data[16];
+    for (int i = 1; i <= 3; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "data: %d\n\n", i);
+        assert_int_equal(htc_chunk_size(&c), 9);
+        assert_int_equal(htc_chunk_data(&c, data, 9), 0);
+        assert_memory_equal(data, want, 9);
+    }
+    assert_int_equal(htc_chunk_size(&c), 0);
+    assert_int_equal(htc_line(&c, line, sizeof(line)), 0);
+    assert_string_equal(line, "");
+    /* the connection is kept for the next request */
+    assert_int_equal(htc_send_str(&c, "GET /lazy-empty HTTP/1.1\r\n\r\n"), 0);
+    struct htc_resp r2;
+    assert_int_equal(htc_read(&c, &r2, false), 0);
+    assert_int_equal(r2.status, 200);
+    assert_string_equal(r2.body, "");
+    htc_resp_free(&r2);
+    htc_close(&c);
+    stop();
+}
+
 int main(void)
 {
     alarm(120);
     hs_log_setup(HS_LOG_WARN, HS_LOG_LOGFMT, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stream_delivers_each_chunk_before_the_next_is_written),
+        cmocka_unit_test(lazy_head_and_queued_chunks_leave_in_order_on_flush_and_end),
         cmocka_unit_test(stream_over_http10_ends_with_the_connection),
         cmocka_unit_test(stream_client_disconnect_fires_the_close_callback_once),
         cmocka_unit_test(stream_drain_fires_when_a_slow_client_catches_up),
