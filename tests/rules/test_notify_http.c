@@ -12,13 +12,17 @@
 #include "http/http.h"
 #include "rules/rules.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- the receiver -------------------------------------------------------------- */
 
@@ -77,7 +81,7 @@ static void *receiver_main(void *arg)
     return NULL;
 }
 
-static void receiver_start(struct receiver *rv)
+static void receiver_start_on(struct receiver *rv, const char *listen)
 {
     memset(rv, 0, sizeof *rv);
     assert_int_equal(evthread_use_pthreads(), 0);
@@ -86,7 +90,7 @@ static void receiver_start(struct receiver *rv)
     rv->base = event_base_new();
     struct http_server_config c;
     http_server_config_defaults(&c);
-    c.listen = "127.0.0.1:0";
+    c.listen = listen;
     struct hs_err err = {0};
     rv->http = http_server_new(rv->base, &c, &err);
     assert_non_null(rv->http);
@@ -94,6 +98,11 @@ static void receiver_start(struct receiver *rv)
     assert_int_equal(http_server_start(rv->http, &err), HS_OK);
     rv->port = http_server_port(rv->http);
     assert_int_equal(pthread_create(&rv->th, NULL, receiver_main, rv), 0);
+}
+
+static void receiver_start(struct receiver *rv)
+{
+    receiver_start_on(rv, "127.0.0.1:0");
 }
 
 static void receiver_stop(struct receiver *rv)
@@ -577,6 +586,50 @@ static void alerting_configs_compare_equal_only_when_nothing_changed(void **stat
     rules_alerting_config_free(empty);
 }
 
+static bool errors_2(const struct rules_notifier_target_stats *st)
+{
+    return st->errors >= 2;
+}
+
+static void an_alertmanager_that_is_down_gets_the_alert_once_it_comes_back(void **state)
+{
+    (void)state;
+    /* a port that was just free: nothing listens on it while the notifier retries */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &salen), 0);
+    int port = ntohs(sa.sin_port);
+    close(fd);
+    struct receiver rv;
+    char url[128], listen[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    struct rules_notify_target t[1] = {
+        {.url = url, .format = RULES_NOTIFY_AM_V2, .name = "am"},
+    };
+    struct rules_notifier *n = http_notifier(t, 1, 1000); /* 10-20 ms apart: 10 s and more */
+    int64_t now = hs_now_ms();
+    struct rules_notify_alert a = {&la, &ann, now, now + 240000, NULL};
+    struct hs_err err = {0};
+    assert_int_equal(rules_notifier_enqueue(n, &a, 1, &err), HS_OK);
+    struct rules_notifier_target_stats st;
+    assert_true(target_stats_until(n, 0, errors_2, &st));
+    assert_int_equal(st.sent, 0);
+    /* the Alertmanager comes back on the same address */
+    receiver_start_on(&rv, listen);
+    assert_true(target_stats_until(n, 0, sent_1, &st));
+    assert_int_equal(st.dropped, 0);
+    assert_true(wait_reqs(&rv, 1) >= 1);
+    const struct req_rec *q = find_req(&rv, "/api/v2/alerts", 0);
+    assert_non_null(q);
+    assert_non_null(strstr(q->body, "\"alertname\":\"GPUHot\""));
+    rules_notifier_free(n);
+    receiver_stop(&rv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +638,7 @@ int main(void)
         cmocka_unit_test(send_resolved_false_skips_resolved_alerts),
         cmocka_unit_test(
             a_down_receiver_is_retried_and_counted_while_a_slow_one_does_not_block_others),
+        cmocka_unit_test(an_alertmanager_that_is_down_gets_the_alert_once_it_comes_back),
         cmocka_unit_test(an_update_replaces_receivers_and_moves_queued_alerts_to_the_same_url),
         cmocka_unit_test(alerting_section_parses_alertmanagers_static_configs_and_webhooks),
         cmocka_unit_test(alerting_section_errors_name_the_line_and_column),
