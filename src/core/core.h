@@ -179,6 +179,12 @@ void hs_format_duration(int64_t ms, char *out, size_t out_len);
 /* Shortest text that parses back to exactly 'v' ("NaN", "+Inf", "-Inf" for
  * the specials), in the %g style.  'out' needs 32 bytes. */
 size_t hs_format_double(double v, char *out, size_t out_len);
+/* The shortest decimal digits that read back to |v| (v finite and not 0),
+ * as Go's strconv finds them: the digits in 'd' (NUL-terminated, no
+ * trailing zeros; 'dlen' >= 32) and the decimal point after *dp digits
+ * (|v| = 0.d x 10^dp).  Exact arithmetic for the common range, printf and
+ * strtod beyond it. */
+void hs_shortest_digits(double v, char *d, size_t dlen, int *dp);
 
 /* ---- time ---------------------------------------------------------------- */
 int64_t hs_now_ms(void);     /* wall clock, ms since the epoch */

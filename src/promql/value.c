@@ -18,151 +18,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-/* Digits of the decimal in buf ("D.DDDDe[+-]XX", as %e writes it) into d without
- * trailing zeros; the decimal point after *dp digits. */
-static void split_e(const char *buf, char *d, size_t dlen, int *dp)
-{
-    size_t n = 0;
-    const char *p = buf;
-    for (; *p != 'e' && *p != '\0'; p++) {
-        if (*p >= '0' && *p <= '9' && n + 1 < dlen)
-            d[n++] = *p;
-    }
-    d[n] = '\0';
-    int e = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
-    while (n > 1 && d[n - 1] == '0')
-        d[--n] = '\0';
-    *dp = e + 1;
-}
-
-/* Digits of iv > 0 into d without trailing zeros; *dp = the number of digits. */
-static void int_digits(int64_t iv, char *d, size_t dlen, int *dp)
-{
-    char tmp[24];
-    size_t n = 0, k = 0;
-    while (iv > 0 && n < sizeof tmp) {
-        tmp[n++] = (char)('0' + iv % 10);
-        iv /= 10;
-    }
-    *dp = (int)n;
-    while (n > 0 && k + 1 < dlen)
-        d[k++] = tmp[--n];
-    while (k > 1 && d[k - 1] == '0')
-        k--;
-    d[k] = '\0';
-}
-
-/* Correctly rounded 16- and 17-digit forms of a normal double a in [1e-7, 1e15)
- * with exact 128-bit integers: a = mant * 2^e2, a * 10^s = mant * 5^s / 2^k
- * with k = -(e2 + s) > 0 (5^s < 2^54, so every product fits). Fills d and *dp
- * as shortest() does; false when the range does not suit. */
-static bool wide_digits(double a, char *d, size_t dlen, int *dp)
-{
-    typedef unsigned __int128 u128;
-    uint64_t bits;
-    memcpy(&bits, &a, sizeof bits);
-    int bexp = (int)((bits >> 52) & 0x7ff);
-    if (bexp == 0 || bexp == 0x7ff)
-        return false;
-    uint64_t mant = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
-    int e2 = bexp - 1075;
-    int e10 = (int)floor(log10(a));
-    for (int nd = 16; nd <= 17; nd++) {
-        uint64_t lo = 1, hi;
-        for (int i = 1; i < nd; i++)
-            lo *= 10;
-        hi = lo * 10;
-        u128 m = 0, x = 0, p5 = 0;
-        int sc = 0, k = 0;
-        for (int tries = 0; tries < 3; tries++) {
-            sc = nd - 1 - e10;
-            if (sc < 0 || sc > 23)
-                return false;
-            k = -(e2 + sc);
-            if (k <= 0 || k > 60)
-                return false;
-            p5 = 1;
-            for (int i = 0; i < sc; i++)
-                p5 *= 5;
-            x = (u128)mant * p5;
-            m = x >> k;
-            if (m >= hi)
-                e10++;
-            else if (m < lo)
-                e10--;
-            else
-                break;
-        }
-        if (m < lo || m >= hi)
-            return false;
-        u128 r = x - (m << k), half = (u128)1 << (k - 1);
-        if (r > half || (r == half && (m & 1) != 0))
-            m++;
-        bool back = nd == 17;
-        if (!back) {
-            u128 lhs = m << (k + 1), rhs = x << 1, lim = p5;
-            bool below = lhs < rhs;
-            if (below && mant == (UINT64_C(1) << 52)) {
-                lhs <<= 1;
-                rhs <<= 1;
-            }
-            u128 diff = below ? rhs - lhs : lhs - rhs;
-            back = diff < lim || (diff == lim && (mant & 1) == 0);
-        }
-        if (back) {
-            int_digits((int64_t)m, d, dlen, dp);
-            *dp -= sc;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Shortest digits of |v| (v finite, != 0): digits in d (NUL-terminated), the
- * decimal point after 'dp' digits (value = 0.d * 10^dp).
- *
- * Any decimal of at most 15 significant digits (DBL_DIG) lies within half a
- * 15-digit step of the double nearest to it, so when some decimal of p <= 15
- * digits reads back to v, rounding v to 15 digits yields that same decimal
- * padded with zeros: the only form of up to 15 digits that reads back is the
- * shortest one, found below with exact double arithmetic; 16 and 17 digits
- * are tried after it with snprintf/strtod. (Subnormals, with fewer bits, are
- * searched from one digit up.) */
-static void shortest(double v, char *d, size_t dlen, int *dp)
-{
-    char buf[64];
-    double a = fabs(v);
-    int first = a < DBL_MIN ? 1 : 15;
-    if (a >= 1e-7 && a < 1e15) {
-        /* The smallest s for which a * 10^s rounds to an integer m below 10^15
-         * whose quotient m / 10^s (exact operands, so correctly rounded) is a
-         * again: m's digits are the shortest form. Past 10^15 every form of
-         * up to 15 digits has been tried. */
-        static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-        for (int sc = 0; sc < (int)(sizeof p10 / sizeof p10[0]); sc++) {
-            double m = nearbyint(a * p10[sc]);
-            if (m >= 1e15)
-                break;
-            if (m > 0 && m / p10[sc] == a) {
-                int_digits((int64_t)m, d, dlen, dp);
-                *dp -= sc;
-                return;
-            }
-        }
-        if (wide_digits(a, d, dlen, dp))
-            return;
-        first = 16;
-    }
-    for (int prec = first; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
-        if (prec == 17 || strtod(buf, NULL) == a)
-            break;
-    }
-    split_e(buf, d, dlen, dp);
-}
-
 void promql__fmt_float(double v, char *out, size_t len)
 {
     char d[32];
@@ -182,7 +37,7 @@ void promql__fmt_float(double v, char *out, size_t len)
         snprintf(out, len, signbit(v) ? "-0" : "0");
         return;
     }
-    shortest(v, d, sizeof d, &dp);
+    hs_shortest_digits(v, d, sizeof d, &dp);
     int nd = (int)strlen(d);
 #define PUT(ch)                                                                                    \
     do {                                                                                           \
@@ -221,7 +76,7 @@ void promql__fmt_float_g(double v, char *out, size_t len)
         promql__fmt_float(v, out, len);
         return;
     }
-    shortest(v, d, sizeof d, &dp);
+    hs_shortest_digits(v, d, sizeof d, &dp);
     int nd = (int)strlen(d), exp = dp - 1;
     if (exp < -4 || exp >= 6) { /* strconv 'g' with shortest digits: precision 6 */
         if (v < 0)
