@@ -91,9 +91,22 @@ static void put_field(struct hs_buf *b, int format, const struct hs_log_field *f
     case HS_LF_STR:
         text = f->s ? f->s : "";
         break;
-    case HS_LF_INT:
-        snprintf(num, sizeof(num), "%lld", (long long)f->i);
+    case HS_LF_INT: {
+        /* digits by hand: the access log writes several per request */
+        char tmp[24];
+        size_t n = 0, o = 0;
+        uint64_t mag = f->i < 0 ? (uint64_t)0 - (uint64_t)f->i : (uint64_t)f->i;
+        do {
+            tmp[n++] = (char)('0' + mag % 10);
+            mag /= 10;
+        } while (mag > 0);
+        if (f->i < 0)
+            num[o++] = '-';
+        while (n > 0)
+            num[o++] = tmp[--n];
+        num[o] = '\0';
         break;
+    }
     case HS_LF_F64:
         hs_format_double(f->d, num, sizeof(num));
         break;
@@ -114,7 +127,9 @@ static void put_field(struct hs_buf *b, int format, const struct hs_log_field *f
         else
             HS_IGNORE_RESULT(hs_buf_puts(b, num));
     } else {
-        HS_IGNORE_RESULT(hs_buf_printf(b, " %s=", f->key));
+        HS_IGNORE_RESULT(hs_buf_putc(b, ' '));
+        HS_IGNORE_RESULT(hs_buf_puts(b, f->key));
+        HS_IGNORE_RESULT(hs_buf_putc(b, '='));
         put_logfmt_value(b, text ? text : num);
     }
 }
@@ -127,11 +142,24 @@ void hs_log_emit(int level, const char *msg, ...)
         level = HS_LOG_ERROR;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[80];
-    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    /* The date and time to the second are formatted once per second per
+     * thread; the milliseconds are put in by hand. */
+    static _Thread_local time_t when_sec = -1;
+    static _Thread_local char when[80];
+    if (ts.tv_sec != when_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.000Z", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        when_sec = ts.tv_sec;
+    }
+    size_t wl = strlen(when);
+    if (wl >= 5) {
+        long ms = ts.tv_nsec / 1000000;
+        when[wl - 4] = (char)('0' + ms / 100);
+        when[wl - 3] = (char)('0' + ms / 10 % 10);
+        when[wl - 2] = (char)('0' + ms % 10);
+    }
 
     struct hs_buf b;
     hs_buf_init(&b, 0);
@@ -141,7 +169,11 @@ void hs_log_emit(int level, const char *msg, ...)
                                        level_names[level]));
         HS_IGNORE_RESULT(hs_buf_json_str(&b, msg, strlen(msg)));
     } else {
-        HS_IGNORE_RESULT(hs_buf_printf(&b, "ts=%s level=%s msg=", when, level_names[level]));
+        HS_IGNORE_RESULT(hs_buf_puts(&b, "ts="));
+        HS_IGNORE_RESULT(hs_buf_puts(&b, when));
+        HS_IGNORE_RESULT(hs_buf_puts(&b, " level="));
+        HS_IGNORE_RESULT(hs_buf_puts(&b, level_names[level]));
+        HS_IGNORE_RESULT(hs_buf_puts(&b, " msg="));
         put_logfmt_value(&b, msg);
     }
     va_list ap;
