@@ -17,6 +17,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The keys of one element of "choices" (the last of each wins). */
+struct choice_keys {
+    struct gw__jval idx, delta, message, text, fr, sr;
+};
+
+/* Choices read during the top-level pass; more (n > 1 requests) fall back
+ * to a second walk. */
+#define PRE_CHOICES 4
+
 /* The top-level keys any dialect uses. */
 struct top {
     struct gw__jval choices, usage, error, object, model, timings, type, delta, response, token,
@@ -25,6 +34,10 @@ struct top {
         incomplete_details, message, code;
     const char *p_all; /* the whole payload */
     size_t len_all;
+    /* "choices" read in the same pass (scan_choices); npre < 0: not done,
+     * read_openai walks t->choices itself */
+    int npre;
+    struct choice_keys pre[PRE_CHOICES];
 };
 
 struct keyslot {
@@ -86,9 +99,69 @@ static const uint32_t slots_by_first['z' + 1] = {
     ['u'] = (1u << 1),
 };
 
+/* Stores the value of a key of a choice object in k. */
+static void choice_key(struct choice_keys *k, const struct gw__jval *key, const struct gw__jval *v)
+{
+    if (gw__jval_is(key, "index"))
+        k->idx = *v;
+    else if (gw__jval_is(key, "delta"))
+        k->delta = *v;
+    else if (gw__jval_is(key, "message"))
+        k->message = *v;
+    else if (gw__jval_is(key, "text"))
+        k->text = *v;
+    else if (gw__jval_is(key, "finish_reason"))
+        k->fr = *v;
+    else if (gw__jval_is(key, "stop_reason"))
+        k->sr = *v;
+}
+
+/*
+ * Reads a "choices" array at c->p in the top-level pass, keeping the keys
+ * of each element, so its bytes are walked once rather than skipped and
+ * then walked again.  Anything but an array of at most PRE_CHOICES
+ * well-formed objects returns false with *c untouched: the caller skips the
+ * value as any other and read_openai takes the general path, so results do
+ * not depend on which path ran.
+ */
+static bool scan_choices(struct gw__jcur *c, struct top *t)
+{
+    struct gw__jcur a = *c;
+    gw__json_ws(&a);
+    const char *start = a.p;
+    if (!gw__json_arr_begin(&a))
+        return false;
+    int n = 0, rc;
+    while ((rc = gw__json_arr_next(&a)) == 1) {
+        if (n == PRE_CHOICES || !gw__json_obj_begin(&a))
+            return false;
+        struct choice_keys *k = &t->pre[n];
+        memset(k, 0, sizeof(*k));
+        struct gw__jval key, v;
+        int orc;
+        while ((orc = gw__json_obj_next(&a, &key)) == 1) {
+            if (!gw__json_value(&a, &v))
+                return false;
+            choice_key(k, &key, &v);
+        }
+        if (orc != 0)
+            return false;
+        n++;
+    }
+    if (rc != 0)
+        return false;
+    t->choices = (struct gw__jval){start, (size_t)(a.p - start), '[', false};
+    t->npre = n;
+    *c = a;
+    return true;
+}
+
 static bool scan_top(struct gw__jcur *c, struct top *t)
 {
-    memset(t, 0, sizeof(*t));
+    memset(t, 0, offsetof(struct top, p_all));
+    t->p_all = NULL;
+    t->len_all = 0;
+    t->npre = -1;
     if (!gw__json_obj_begin(c))
         return false;
     struct gw__jval key;
@@ -107,6 +180,8 @@ static bool scan_top(struct gw__jcur *c, struct top *t)
                 }
             }
         }
+        if (dst == &t->choices && dst->p == NULL && scan_choices(c, t))
+            continue;
         struct gw__jval v;
         if (!gw__json_value(c, &v))
             return false;
@@ -276,30 +351,13 @@ static bool read_delta(struct gw_measure *m, struct gw_choice *c, struct gw__cho
     return output;
 }
 
-/* One element of "choices".  Returns true when it carried output. */
-static bool read_choice(struct gw_measure *m, const struct gw__jval *obj, int64_t pos, bool is_body)
+/* One element of "choices", its keys read.  Returns true when it carried
+ * output. */
+static bool apply_choice(struct gw_measure *m, const struct choice_keys *k, int64_t pos,
+                         bool is_body)
 {
-    struct gw__jval idx = {0}, delta = {0}, message = {0}, text = {0}, fr = {0}, sr = {0};
-    struct gw__jcur cur = gw__json_cur(obj);
-    if (!gw__json_obj_begin(&cur))
-        return false;
-    struct gw__jval key, v;
-    while (gw__json_obj_next(&cur, &key) == 1) {
-        if (!gw__json_value(&cur, &v))
-            break;
-        if (gw__jval_is(&key, "index"))
-            idx = v;
-        else if (gw__jval_is(&key, "delta"))
-            delta = v;
-        else if (gw__jval_is(&key, "message"))
-            message = v;
-        else if (gw__jval_is(&key, "text"))
-            text = v;
-        else if (gw__jval_is(&key, "finish_reason"))
-            fr = v;
-        else if (gw__jval_is(&key, "stop_reason"))
-            sr = v;
-    }
+    const struct gw__jval idx = k->idx, delta = k->delta, message = k->message, text = k->text,
+                          fr = k->fr, sr = k->sr;
     int64_t index;
     if (!gw__jval_i64(&idx, &index))
         index = pos;
@@ -328,6 +386,23 @@ static bool read_choice(struct gw_measure *m, const struct gw__jval *obj, int64_
     if (output && !is_body)
         gw__measure_output(m, c, visible);
     return output;
+}
+
+/* One element of "choices" (general path).  Returns true when it carried
+ * output. */
+static bool read_choice(struct gw_measure *m, const struct gw__jval *obj, int64_t pos, bool is_body)
+{
+    struct choice_keys k = {0};
+    struct gw__jcur cur = gw__json_cur(obj);
+    if (!gw__json_obj_begin(&cur))
+        return false;
+    struct gw__jval key, v;
+    while (gw__json_obj_next(&cur, &key) == 1) {
+        if (!gw__json_value(&cur, &v))
+            break;
+        choice_key(&k, &key, &v);
+    }
+    return apply_choice(m, &k, pos, is_body);
 }
 
 static void get_i64(const struct gw__jval *obj, const char *name, int64_t *out)
@@ -424,7 +499,13 @@ static void read_error(struct gw_measure *m, const struct top *t)
 static void read_openai(struct gw_measure *m, const struct top *t, bool is_body)
 {
     bool output = false;
-    if (t->choices.kind == '[') {
+    if (t->npre >= 0) {
+        for (int i = 0; i < t->npre; i++)
+            if (apply_choice(m, &t->pre[i], i, is_body))
+                output = true;
+        if (t->npre == 0 && t->usage.kind == '{')
+            m->event_usage_only = true;
+    } else if (t->choices.kind == '[') {
         struct gw__jcur a = gw__json_cur(&t->choices);
         if (gw__json_arr_begin(&a)) {
             int64_t pos = 0;

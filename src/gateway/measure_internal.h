@@ -52,8 +52,20 @@ int gw__json_arr_next(struct gw__jcur *c);
 struct gw__jcur gw__json_cur(const struct gw__jval *v);
 
 bool gw__jval_present(const struct gw__jval *v); /* present and not null */
-/* A string equal to 'lit' (escaped strings are compared decoded). */
-bool gw__jval_is(const struct gw__jval *v, const char *lit);
+/* A string equal to 'lit' (escaped strings are compared decoded).  Inline:
+ * the measurement compares keys with literals on every event, and with the
+ * literal's length known at compile time this is a length test and a
+ * fixed-size compare. */
+bool gw__jval_is_esc(const struct gw__jval *v, const char *lit, size_t n);
+static inline bool gw__jval_is(const struct gw__jval *v, const char *lit)
+{
+    size_t n = __builtin_strlen(lit);
+    if (v->p == NULL || v->kind != '"')
+        return false;
+    if (!v->is_esc)
+        return v->len == n && __builtin_memcmp(v->p, lit, n) == 0;
+    return gw__jval_is_esc(v, lit, n);
+}
 /* A non-empty string (escapes count: "\n" is not empty). */
 bool gw__jval_nonempty_str(const struct gw__jval *v);
 /* Number as int64 (a fraction is cut off); false when not a number. */
