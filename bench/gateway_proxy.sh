@@ -41,6 +41,10 @@ UP_PORT=${UP_PORT:-19211}
 NGINX_PORT=${NGINX_PORT:-19212}
 HOLO_GW_PORT=${HOLO_GW_PORT:-19213}
 HOLOSCOPE_BIN=${HOLOSCOPE_BIN:-$ROOT/build/rel/holoscope}
+# Results go under build/, never into the shared peer folder (read-only reference data).
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/build/bench/results}
+export RESULTS_DIR
+mkdir -p "$RESULTS_DIR"
 [ -x "$HOLOSCOPE_BIN" ] || die "set HOLOSCOPE_BIN to a holoscope binary (a release build)"
 ulimit -n 65536 2>/dev/null || true
 
