@@ -309,6 +309,40 @@ static int parse_route_capture(struct gw_config *c, const struct hs_ynode *route
     return rc;
 }
 
+/* `paths: [/generate, ...]`: served paths a request without a model may
+ * take to this route (§2.2). */
+static int parse_route_paths(struct gw_config *c, const struct hs_ynode *route, const char *what,
+                             struct gw_route_config *r, struct hs_err *err)
+{
+    static const char *const served[] = {GW_PATHS};
+    const struct hs_ynode *n = hs_ynode_get(route, "paths");
+    if (n == NULL || hs_ynode_is_null(n))
+        return HS_OK;
+    if (n->type != HS_Y_SEQ)
+        return hs_ynode_error(c->doc, n, HS_EINVAL, err, "%s.paths: expected a list of paths",
+                              what);
+    const char **paths = hs_arena_calloc(&c->arena, (n->n + 1) * sizeof(*paths));
+    if (paths == NULL)
+        return nomem(err);
+    for (size_t i = 0; i < n->n; i++) {
+        const struct hs_ynode *it = n->items[i];
+        const char *p = it->type == HS_Y_SCALAR ? it->scalar : NULL;
+        size_t k = 0;
+        while (p != NULL && k < HS_ARRAY_LEN(served) && strcmp(served[k], p) != 0)
+            k++;
+        if (p == NULL || k == HS_ARRAY_LEN(served))
+            return hs_ynode_error(c->doc, it, HS_EINVAL, err,
+                                  "%s.paths[%zu]: \"%s\" is not a path the gateway serves (one of "
+                                  "/v1/chat/completions, /v1/completions, /v1/embeddings, "
+                                  "/v1/responses, /generate, /generate_stream, /completion)",
+                                  what, i, p ? p : "(not a string)");
+        paths[i] = served[k];
+    }
+    r->paths = paths;
+    r->npaths = n->n;
+    return HS_OK;
+}
+
 static int parse_route(struct gw_config *c, const struct hs_ynode *n, size_t idx,
                        const struct gw_route_config *defaults, struct gw_route_config *r,
                        struct hs_err *err)
@@ -318,7 +352,7 @@ static int parse_route(struct gw_config *c, const struct hs_ynode *n, size_t idx
     static const char *const keys[] = {
         "model",   "name",     "upstream_model", "provider",          "upstreams",    "upstream",
         "headers", "timeouts", "max_body_size",  "max_response_size", "inject_usage", "capture",
-        NULL};
+        "paths",   NULL};
     int rc = expect_map(c->doc, n, what, err);
     if (rc == HS_OK)
         rc = check_keys(c->doc, n, what, keys, err);
@@ -355,6 +389,8 @@ static int parse_route(struct gw_config *c, const struct hs_ynode *n, size_t idx
         rc = get_bool(c, n, "inject_usage", what, &r->inject_usage, err);
     if (rc == HS_OK)
         rc = parse_route_capture(c, n, what, r, err);
+    if (rc == HS_OK)
+        rc = parse_route_paths(c, n, what, r, err);
     if (rc != HS_OK)
         return rc;
     if (r->name == NULL)
@@ -387,6 +423,14 @@ static int parse_routes(struct gw_config *c, const struct hs_ynode *gw,
                                       "gateway.routes[%zu]: model \"%s\" already routed by "
                                       "routes[%zu] (line %d)",
                                       i, c->routes[i].model, j, c->routes[j].line);
+        for (size_t k = 0; k < c->routes[i].npaths; k++) {
+            const struct gw_route_config *o = gw_route_for_path(c, c->routes[i].paths[k]);
+            if (o != NULL)
+                return hs_ynode_error(c->doc, hs_ynode_get(n->items[i], "paths"), HS_EINVAL, err,
+                                      "gateway.routes[%zu].paths: %s is already bound to "
+                                      "routes[%zu] (line %d)",
+                                      i, c->routes[i].paths[k], gw_route_index(c, o), o->line);
+        }
         c->nroutes = i + 1;
     }
     return HS_OK;

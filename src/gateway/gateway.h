@@ -73,8 +73,18 @@ struct gw_route_config {
     uint64_t max_response_bytes; /* upstream body ceiling (non-streaming and streaming) */
     bool inject_usage;           /* §2.4: add stream_options.include_usage when absent */
     double capture_percentage;   /* 0..100; < 0 = the capture section's default */
-    int line;                    /* position in the config file, for messages */
+    const char *const *paths;    /* request paths bound to this route (§2.2): a request
+                                    there without a `model` uses it; GW_PATHS only */
+    size_t npaths;
+    int line; /* position in the config file, for messages */
 };
+
+/* The POST paths the gateway serves: OpenAI's, then the engine-native ones
+ * (TGI /generate and /generate_stream, SGLang /generate, llama.cpp
+ * /completion) whose bodies often carry no `model`. */
+#define GW_PATHS                                                                                   \
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/generate",     \
+        "/generate_stream", "/completion"
 
 /* Active health checks and passive ejection of upstreams. */
 struct gw_health_config {
@@ -128,6 +138,9 @@ void gw_config_free(struct gw_config *c);
  * matches (or 'model' is NULL).  Returns a pointer into 'c'.
  */
 const struct gw_route_config *gw_route_match(const struct gw_config *c, const char *model);
+
+/* The route bound to request path 'path' (its `paths` list), or NULL. */
+const struct gw_route_config *gw_route_for_path(const struct gw_config *c, const char *path);
 
 /* The index of 'r' in c->routes. */
 size_t gw_route_index(const struct gw_config *c, const struct gw_route_config *r);

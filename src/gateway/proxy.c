@@ -37,8 +37,11 @@
 #define MAX_FINISH          16          /* finish reasons recorded per request */
 #define MAX_CAPTURE_BYTES   (1u << 20)  /* upstream bytes kept for a sampled capture */
 
-enum op { OP_CHAT, OP_COMPLETIONS, OP_EMBEDDINGS, OP_RESPONSES };
-static const char *const op_names[] = {"chat", "text_completion", "embeddings", "chat"};
+/* OP_NATIVE: an engine's own endpoint (TGI /generate[_stream], SGLang
+ * /generate, llama.cpp /completion): text completion by another wire format. */
+enum op { OP_CHAT, OP_COMPLETIONS, OP_EMBEDDINGS, OP_RESPONSES, OP_NATIVE };
+static const char *const op_names[] = {"chat", "text_completion", "embeddings", "chat",
+                                       "text_completion"};
 
 struct preq {
     struct gw *g;
@@ -50,6 +53,7 @@ struct preq {
     struct http_request *r;
     struct http_client_call *call; /* NULL once done or cancelled */
     int op;                        /* enum op */
+    enum gw_api api;               /* wire format, for the measurement */
     bool want_stream;              /* "stream": true */
     bool injected;                 /* include_usage added (§2.4) */
     bool is_sse;                   /* the upstream answered text/event-stream 2xx */
@@ -135,9 +139,7 @@ static void respond_json_error(struct http_request *r, int status, const char *t
 
 static void meas_new(struct preq *q)
 {
-    static const enum gw_api apis[] = {GW_API_CHAT, GW_API_COMPLETIONS, GW_API_EMBEDDINGS,
-                                       GW_API_RESPONSES};
-    q->m = gw_measure_new(apis[q->op], q->want_stream, q->injected, q->t_send, 64 << 10);
+    q->m = gw_measure_new(q->api, q->want_stream, q->injected, q->t_send, 64 << 10);
     if (q->m != NULL)
         gw_measure_set_n(q->m, q->n);
 }
@@ -381,9 +383,12 @@ static void emit_spans(struct preq *q, const struct rec *rc)
     if (x == NULL || !(q->trace.flags & 1))
         return;
     char name[300];
-    const char *model = q->route ? (q->route->upstream_model ? q->route->upstream_model
-                                                             : (q->req_model ? q->req_model : ""))
-                                 : (q->req_model ? q->req_model : "");
+    /* the model sent upstream: the route's rewrite, the client's, or (a
+     * native request without one) the route's pattern */
+    const char *model = q->route && q->route->upstream_model ? q->route->upstream_model
+                        : q->req_model                       ? q->req_model
+                        : q->route                           ? q->route->model
+                                                             : "";
     snprintf(name, sizeof(name), "%s %s", op_names[q->op], model);
     int64_t end = q->t_start_wall_ns + (q->t_client_end - q->t_recv);
     bool ok = strcmp(rc->outcome, "ok") == 0;
@@ -501,7 +506,9 @@ static void submit_capture(struct preq *q, const struct rec *rc)
     cr.model = q->route->upstream_model ? q->route->upstream_model : q->route->model;
     cr.route = q->route->name;
     cr.upstream = q->has_up ? q->route->upstreams[q->up].url : NULL;
-    cr.operation = q->op == OP_RESPONSES ? "responses" : op_names[q->op];
+    cr.operation = q->op == OP_RESPONSES ? "responses"
+                   : q->op == OP_NATIVE  ? gw_api_operation_name(q->api)
+                                         : op_names[q->op];
     size_t blen = 0;
     const char *body = http_request_body(q->r, &blen);
     cr.has_input = true;
@@ -903,6 +910,8 @@ static int op_of_path(const char *path)
         return OP_EMBEDDINGS;
     if (strcmp(path, "/v1/responses") == 0)
         return OP_RESPONSES;
+    if (strncmp(path, "/v1/", 4) != 0)
+        return OP_NATIVE;
     return OP_CHAT;
 }
 
@@ -948,21 +957,32 @@ static bool prepare_body(struct preq *q, const char *body, size_t len)
         fail_early(q, 400, "invalid_request_error", "invalid_json", NULL, err.msg);
         return false;
     }
-    if (!info.has_model || info.model[0] == '\0') {
-        fail_early(q, 400, "invalid_request_error", "missing_model", "model",
-                   "you must provide a model parameter (a string)");
-        return false;
-    }
-    _Static_assert(sizeof(q->model_buf) == sizeof(info.model), "model sizes differ");
-    memcpy(q->model_buf, info.model, sizeof(q->model_buf));
-    q->req_model = q->model_buf;
-    q->want_stream = info.stream;
+    const char *path = http_request_path(q->r);
+    q->want_stream = info.stream || strcmp(path, "/generate_stream") == 0;
     q->n = info.n;
-    q->route = gw_route_match(q->gen->cfg, info.model);
-    if (q->route == NULL) {
-        route_not_found(q);
-        return false;
+    if (!info.has_model || info.model[0] == '\0') {
+        /* §2.2: engine-native bodies carry no model; the route bound to the path serves them */
+        q->route = gw_route_for_path(q->gen->cfg, path);
+        if (q->route == NULL) {
+            fail_early(q, 400, "invalid_request_error", "missing_model", "model",
+                       "you must provide a model parameter (a string), or bind this path to "
+                       "a route with `paths:`");
+            return false;
+        }
+    } else {
+        _Static_assert(sizeof(q->model_buf) == sizeof(info.model), "model sizes differ");
+        memcpy(q->model_buf, info.model, sizeof(q->model_buf));
+        q->req_model = q->model_buf;
+        q->route = gw_route_match(q->gen->cfg, info.model);
+        if (q->route == NULL) {
+            route_not_found(q);
+            return false;
+        }
     }
+    /* "/generate" is TGI's or SGLang's: the route's provider says which */
+    if (q->api == GW_API_SGLANG_GENERATE && q->route->provider != NULL &&
+        strcmp(q->route->provider, "tgi") == 0)
+        q->api = GW_API_TGI_GENERATE;
     if (len > q->route->max_body_bytes) {
         fail_early(q, 413, "invalid_request_error", "request_too_large", NULL,
                    "the request body is larger than the route's max_body_size");
@@ -1123,6 +1143,7 @@ static void handle_proxy(struct http_request *r, void *arg)
     hs_buf_init(&q->out, 0);
     hs_buf_init(&q->captured, MAX_CAPTURE_BYTES);
     q->op = op_of_path(http_request_path(r));
+    q->api = gw_api_from_path(http_request_path(r));
     atomic_fetch_add(&g->requests_inflight, 1);
     gw__metrics_inflight(g->metrics, 1);
     set_tenant(q);
@@ -1160,8 +1181,7 @@ int gw__proxy_register(struct gw *g, struct hs_err *err)
     g->flush_ev = event_new(g->base, -1, 0, on_flush, g);
     if (g->flush_ev == NULL)
         return hs_err_set(err, HS_ENOMEM, "out of memory");
-    static const char *const paths[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
-                                        "/v1/responses"};
+    static const char *const paths[] = {GW_PATHS};
     int rc = http_server_route(g->http, "GET", "/v1/models", "/v1/models", handle_models, g);
     for (size_t i = 0; i < HS_ARRAY_LEN(paths) && rc == HS_OK; i++)
         rc = http_server_route(g->http, "POST", paths[i], paths[i], handle_proxy, g);

@@ -1,8 +1,9 @@
 /*
  * route.c - from a request's model name to its route (spec/gateway.md
  * §2.2): exact names first, then globs in file order (so "*" placed last
- * is the default route), and the lists `GET /v1/models` and the 404 answer
- * show.  Pure functions of the configuration.
+ * is the default route); requests without a model by the route bound to
+ * their path; and the lists `GET /v1/models` and the 404 answer show.  Pure functions of the
+ * configuration.
  */
 #include "gateway/gateway.h"
 
@@ -19,6 +20,17 @@ const struct gw_route_config *gw_route_match(const struct gw_config *c, const ch
     for (size_t i = 0; i < c->nroutes; i++)
         if (c->routes[i].is_glob && fnmatch(c->routes[i].model, model, 0) == 0)
             return &c->routes[i];
+    return NULL;
+}
+
+const struct gw_route_config *gw_route_for_path(const struct gw_config *c, const char *path)
+{
+    if (path == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->nroutes; i++)
+        for (size_t j = 0; j < c->routes[i].npaths; j++)
+            if (strcmp(c->routes[i].paths[j], path) == 0)
+                return &c->routes[i];
     return NULL;
 }
 

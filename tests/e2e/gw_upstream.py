@@ -112,7 +112,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 size = int(self.headers.get("x-test-huge-bytes") or (8 << 20))
                 pad = "x" * max(0, size - 64)
                 self._json(200, {"object": "chat.completion", "pad": pad, "choices": []})
-            elif req.get("stream"):
+            elif req.get("stream") or self.path.endswith("/generate_stream"):
                 self._stream(mode)
             else:
                 self._json(200, NON_STREAM)

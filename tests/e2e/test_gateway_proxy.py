@@ -74,6 +74,10 @@ gateway:
     - model: "delay-*"
       name: delayed
       upstreams: [%(up)s]
+    - model: tgi-native
+      provider: tgi
+      paths: [/generate, /generate_stream]
+      upstreams: [%(up)s]
 """
 
 
@@ -292,6 +296,37 @@ class GatewayEndToEnd(unittest.TestCase):
         self.assertEqual(json.loads(body)["error"]["param"], "model")
         st, _, body = self.post("/v1/chat/completions", b"\x00\xff garbage")
         self.assertEqual(st, 400)
+
+    def test_a_native_request_without_a_model_takes_the_route_bound_to_its_path(self):
+        st, _, body = self.post("/generate_stream",
+                                {"inputs": "hi", "parameters": {"max_new_tokens": 20,
+                                                                "details": True}},
+                                {"x-test-fixture": "tgi-generate-stream.txt"})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body, self.fixture("tgi-generate-stream.txt"))
+        sel = '{route="tgi-native",model="tgi-native"'
+        deadline = time.time() + 10
+        vals = []
+        while time.time() < deadline and not vals:
+            vals = self.query('holoscope_gateway_requests_total' + sel +
+                              ',operation="text_completion",outcome="ok"}')
+            time.sleep(0.2)
+        self.assertEqual(vals, [1.0])
+        # TGI's details: 8 generated tokens, input_length 9, eos_token -> stop
+        self.assertEqual(self.query('holoscope_gateway_tokens_total' + sel +
+                                    ',token_type="output"}'), [8.0])
+        self.assertEqual(self.query('holoscope_gateway_tokens_total' + sel +
+                                    ',token_type="input"}'), [9.0])
+        self.assertEqual(self.query('holoscope_gateway_finish_reason_total' + sel +
+                                    ',finish_reason="stop"}'), [1.0])
+        self.assertEqual(self.query('gen_ai_server_time_to_first_token_seconds_count' + sel +
+                                    '}'), [1.0])
+        # a model-less request on a path bound to no route is still a 400
+        st, _, body = self.post("/completion", {"prompt": "hi", "stream": True})
+        self.assertEqual(st, 400)
+        err = json.loads(body)["error"]
+        self.assertEqual((err["code"], err["param"]), ("missing_model", "model"))
+        self.assertIn("paths:", err["message"])
 
     def test_upstream_down_is_502(self):
         st, _, body = self.chat(model="down-model")
