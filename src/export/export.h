@@ -140,7 +140,18 @@ HS_MUST_CHECK int export_rw_encode(const struct export_rw_series *series, size_t
  * export_otlp_new and export_otlp_free from one owning thread.
  */
 
-enum export_attr_type { EXPORT_ATTR_STRING, EXPORT_ATTR_INT, EXPORT_ATTR_DOUBLE, EXPORT_ATTR_BOOL };
+enum export_attr_type {
+    EXPORT_ATTR_STRING,
+    EXPORT_ATTR_INT,
+    EXPORT_ATTR_DOUBLE,
+    EXPORT_ATTR_BOOL,
+    EXPORT_ATTR_STRINGS /* a string array, elements separated by EXPORT_ATTR_SEP in v.s */
+};
+
+/* Separates the elements of an EXPORT_ATTR_STRINGS value (ASCII unit
+ * separator: it never occurs in the finish reasons and stop sequences sent
+ * as arrays; an element containing it is split there). */
+#define EXPORT_ATTR_SEP '\x1f'
 
 /* One span attribute; the key and a string value are borrowed for the call
  * of export_otlp_submit (copied there). */
@@ -148,7 +159,7 @@ struct export_otlp_attr {
     const char *key;
     enum export_attr_type type;
     union {
-        const char *s; /* EXPORT_ATTR_STRING; NULL is sent as "" */
+        const char *s; /* EXPORT_ATTR_STRING(S); NULL is sent as "" (an empty array) */
         int64_t i;     /* EXPORT_ATTR_INT */
         double d;      /* EXPORT_ATTR_DOUBLE; NaN and infinities are sent as strings */
         bool b;        /* EXPORT_ATTR_BOOL */

@@ -144,6 +144,21 @@ static int put_value(struct hs_buf *b, const struct export_otlp_attr *a)
         return hs_buf_printf(b, "{\"doubleValue\":%s}", num);
     case EXPORT_ATTR_BOOL:
         return hs_buf_puts(b, a->v.b ? "{\"boolValue\":true}" : "{\"boolValue\":false}");
+    case EXPORT_ATTR_STRINGS: {
+        int rc = hs_buf_puts(b, "{\"arrayValue\":{\"values\":[");
+        const char *p = a->v.s ? a->v.s : "";
+        for (bool first = true; rc == HS_OK && *p != '\0'; first = false) {
+            const char *sep = strchr(p, EXPORT_ATTR_SEP);
+            size_t n = sep ? (size_t)(sep - p) : strlen(p);
+            rc = hs_buf_puts(b, first ? "{\"stringValue\":" : ",{\"stringValue\":");
+            if (rc == HS_OK)
+                rc = hs_buf_json_str(b, p, n);
+            if (rc == HS_OK)
+                rc = hs_buf_putc(b, '}');
+            p += n + (sep != NULL);
+        }
+        return rc == HS_OK ? hs_buf_puts(b, "]}}") : rc;
+    }
     case EXPORT_ATTR_STRING:
     default: {
         int rc = hs_buf_puts(b, "{\"stringValue\":");
@@ -276,7 +291,7 @@ static struct qspan *span_copy(const struct export_otlp *x, const struct export_
     bytes += cut_len(s->name, mv) + 1 + cut_len(s->status_message, mv) + 1;
     for (size_t i = 0; i < na; i++) {
         bytes += cut_len(s->attrs[i].key, mv) + 1;
-        if (s->attrs[i].type == EXPORT_ATTR_STRING)
+        if (s->attrs[i].type == EXPORT_ATTR_STRING || s->attrs[i].type == EXPORT_ATTR_STRINGS)
             bytes += cut_len(s->attrs[i].v.s, mv) + 1;
     }
     struct qspan *q = hs_malloc(bytes);
@@ -292,7 +307,7 @@ static struct qspan *span_copy(const struct export_otlp *x, const struct export_
     for (size_t i = 0; i < na; i++) {
         q->attrs[i] = s->attrs[i];
         q->attrs[i].key = put_copy(&cur, s->attrs[i].key, cut_len(s->attrs[i].key, mv));
-        if (s->attrs[i].type == EXPORT_ATTR_STRING)
+        if (s->attrs[i].type == EXPORT_ATTR_STRING || s->attrs[i].type == EXPORT_ATTR_STRINGS)
             q->attrs[i].v.s = put_copy(&cur, s->attrs[i].v.s, cut_len(s->attrs[i].v.s, mv));
     }
     q->s.attrs = q->attrs;

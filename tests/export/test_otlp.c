@@ -201,9 +201,13 @@ static void otlp_json_has_resource_scope_hex_ids_string_times_and_any_values(voi
 {
     (void)state;
     struct export_otlp_attr attrs[] = {
-        {"s", EXPORT_ATTR_STRING, {.s = "a\"b"}},    {"i", EXPORT_ATTR_INT, {.i = -7}},
-        {"d", EXPORT_ATTR_DOUBLE, {.d = 0.25}},      {"b", EXPORT_ATTR_BOOL, {.b = true}},
+        {"s", EXPORT_ATTR_STRING, {.s = "a\"b"}},
+        {"i", EXPORT_ATTR_INT, {.i = -7}},
+        {"d", EXPORT_ATTR_DOUBLE, {.d = 0.25}},
+        {"b", EXPORT_ATTR_BOOL, {.b = true}},
         {"n", EXPORT_ATTR_DOUBLE, {.d = 1.0 / 0.0}},
+        {"a", EXPORT_ATTR_STRINGS, {.s = "stop\x1flength"}},
+        {"e", EXPORT_ATTR_STRINGS, {.s = ""}},
     };
     struct export_span s;
     memset(&s, 0, sizeof s);
@@ -219,7 +223,7 @@ static void otlp_json_has_resource_scope_hex_ids_string_times_and_any_values(voi
     s.status_code = EXPORT_SPAN_STATUS_ERROR;
     s.status_message = "upstream 503";
     s.attrs = attrs;
-    s.n_attrs = 5;
+    s.n_attrs = 7;
     struct hs_buf b;
     hs_buf_init(&b, 0);
     assert_int_equal(export_otlp_encode_json("svc", &s, 1, &b), HS_OK);
@@ -234,7 +238,10 @@ static void otlp_json_has_resource_scope_hex_ids_string_times_and_any_values(voi
              "{\"key\":\"i\",\"value\":{\"intValue\":\"-7\"}},"
              "{\"key\":\"d\",\"value\":{\"doubleValue\":0.25}},"
              "{\"key\":\"b\",\"value\":{\"boolValue\":true}},"
-             "{\"key\":\"n\",\"value\":{\"doubleValue\":\"Infinity\"}}],"
+             "{\"key\":\"n\",\"value\":{\"doubleValue\":\"Infinity\"}},"
+             "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":"
+             "\"stop\"},{\"stringValue\":\"length\"}]}}},"
+             "{\"key\":\"e\",\"value\":{\"arrayValue\":{\"values\":[]}}}],"
              "\"status\":{\"code\":2,\"message\":\"upstream 503\"}}]}]}]}");
     hs_buf_cleanup(&b);
 }
