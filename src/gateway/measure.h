@@ -238,6 +238,8 @@ struct gw_measure_result {
     size_t tool_calls;         /* tool calls over all choices */
     size_t embeddings;         /* embeddings: number of data items */
     char model[128];           /* the response's "model" (model_upstream), "" when none */
+    char response_id[128];     /* the response's "id" (first seen; Responses API: the
+                                  response object's), truncated; "" when none */
     char response_status[32];  /* Responses API status ("completed", ...), "" otherwise */
     struct gw_engine_timings engine_timings;
     /* bytes and garbage */

@@ -31,7 +31,7 @@ struct top {
     struct gw__jval choices, usage, error, object, model, timings, type, delta, response, token,
         generated_text, details, text, meta_info, content, stop, stop_type, tokens_predicted,
         tokens_evaluated, error_type, index, item, output_index, data, status, output,
-        incomplete_details, message, code;
+        incomplete_details, message, code, id;
     const char *p_all; /* the whole payload */
     size_t len_all;
     /* "choices" read in the same pass (scan_choices); npre < 0: not done,
@@ -80,7 +80,10 @@ static const struct keyslot slots[] = {
     SLOT(incomplete_details),
     SLOT(message),
     SLOT(code),
+    SLOT(id),
 };
+
+_Static_assert(HS_ARRAY_LEN(slots) <= 32, "slots_by_first holds 32 bits");
 
 /* For each first letter, the slots whose name starts with it (bit i =
  * slots[i]), so a key is compared with two or three names at most.  Keep
@@ -90,7 +93,7 @@ static const uint32_t slots_by_first['z' + 1] = {
     ['d'] = (1u << 7) | (1u << 11) | (1u << 23),
     ['e'] = (1u << 2) | (1u << 19),
     ['g'] = (1u << 10),
-    ['i'] = (1u << 20) | (1u << 21) | (1u << 26),
+    ['i'] = (1u << 20) | (1u << 21) | (1u << 26) | (1u << 29),
     ['m'] = (1u << 4) | (1u << 13) | (1u << 27),
     ['o'] = (1u << 3) | (1u << 22) | (1u << 25),
     ['r'] = (1u << 8),
@@ -596,6 +599,8 @@ static void read_response_obj(struct gw_measure *m, const struct gw__jval *resp,
     gw__json_get(resp, "model", &model);
     if (m->r.model[0] == '\0')
         copy_str(m->r.model, sizeof(m->r.model), &model);
+    if (m->r.response_id[0] == '\0' && gw__json_get(resp, "id", &model))
+        copy_str(m->r.response_id, sizeof(m->r.response_id), &model);
     copy_str(m->r.response_status, sizeof(m->r.response_status), &status);
     if (usage.kind == '{')
         read_usage(m, &usage);
@@ -706,6 +711,8 @@ static void read_responses_event(struct gw_measure *m, const char *type, size_t 
         struct gw__jval model = {0};
         if (m->r.model[0] == '\0' && gw__json_get(&t->response, "model", &model))
             copy_str(m->r.model, sizeof(m->r.model), &model);
+        if (m->r.response_id[0] == '\0' && gw__json_get(&t->response, "id", &model))
+            copy_str(m->r.response_id, sizeof(m->r.response_id), &model);
     }
     /* every other response.* type is lifecycle or tool progress: ignored */
 }
@@ -829,6 +836,8 @@ static void read_object(struct gw_measure *m, const char *type, size_t tl, const
     enum gw_api api = m->r.api;
     if (m->r.model[0] == '\0' && t->model.kind == '"')
         gw__jval_copy(&t->model, m->r.model, sizeof(m->r.model));
+    if (m->r.response_id[0] == '\0' && t->id.kind == '"')
+        gw__jval_copy(&t->id, m->r.response_id, sizeof(m->r.response_id));
     /* Responses events: by the event: line or the data's "type" */
     if (tl == 0 && t->type.kind == '"' && !t->type.is_esc) {
         type = t->type.p;

@@ -377,6 +377,121 @@ static void access_log_write(struct preq *q)
            HS_LSTR("finish_reason", q->log.finish));
 }
 
+/* Request parameters for the upstream span (spec §6.1), from the body
+ * (sampled spans only: this costs a parse): OpenAI's top-level names, TGI's
+ * "parameters", SGLang's "sampling_params", llama.cpp's own names. */
+struct span_params {
+    json_t *root;
+    int64_t max_tokens, top_k, seed;
+    double temperature, top_p, frequency_penalty, presence_penalty;
+    bool has_max_tokens, has_top_k, has_seed, has_temperature, has_top_p, has_freq, has_pres;
+    char stop[512]; /* EXPORT_ATTR_SEP-separated */
+};
+
+static void span_param(json_t *o, struct span_params *p)
+{
+    static const char *const max_names[] = {"max_tokens", "max_completion_tokens",
+                                            "max_output_tokens", "max_new_tokens", "n_predict"};
+    for (size_t i = 0; i < HS_ARRAY_LEN(max_names) && !p->has_max_tokens; i++) {
+        json_t *v = json_object_get(o, max_names[i]);
+        if (json_is_integer(v)) {
+            p->max_tokens = (int64_t)json_integer_value(v);
+            p->has_max_tokens = true;
+        }
+    }
+#define NUM(key, field, flag)                                                                      \
+    do {                                                                                           \
+        json_t *v = json_object_get(o, key);                                                       \
+        if (!p->flag && json_is_number(v)) {                                                       \
+            p->field = json_number_value(v);                                                       \
+            p->flag = true;                                                                        \
+        }                                                                                          \
+    } while (0)
+    NUM("temperature", temperature, has_temperature);
+    NUM("top_p", top_p, has_top_p);
+    NUM("frequency_penalty", frequency_penalty, has_freq);
+    NUM("presence_penalty", presence_penalty, has_pres);
+#undef NUM
+    json_t *v = json_object_get(o, "top_k");
+    if (!p->has_top_k && json_is_integer(v)) {
+        p->top_k = (int64_t)json_integer_value(v);
+        p->has_top_k = true;
+    }
+    v = json_object_get(o, "seed");
+    if (!p->has_seed && json_is_integer(v)) {
+        p->seed = (int64_t)json_integer_value(v);
+        p->has_seed = true;
+    }
+    v = json_object_get(o, "stop");
+    if (v == NULL)
+        v = json_object_get(o, "stop_sequences");
+    if (p->stop[0] == '\0' && (json_is_string(v) || json_is_array(v))) {
+        size_t o_len = 0, n = json_is_array(v) ? json_array_size(v) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+            const char *t = json_string_value(e);
+            size_t tl = t ? strlen(t) : 0;
+            if (t == NULL || o_len + tl + 2 > sizeof(p->stop))
+                continue;
+            if (o_len > 0)
+                p->stop[o_len++] = EXPORT_ATTR_SEP;
+            memcpy(p->stop + o_len, t, tl);
+            o_len += tl;
+            p->stop[o_len] = '\0';
+        }
+    }
+}
+
+static void span_params_read(struct preq *q, struct span_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    size_t len = 0;
+    const char *body = http_request_body(q->r, &len);
+    p->root = body ? json_loadb(body, len, 0, NULL) : NULL;
+    if (!json_is_object(p->root))
+        return;
+    span_param(p->root, p);
+    json_t *nested = json_object_get(p->root, "parameters"); /* TGI */
+    if (json_is_object(nested))
+        span_param(nested, p);
+    nested = json_object_get(p->root, "sampling_params"); /* SGLang */
+    if (json_is_object(nested))
+        span_param(nested, p);
+}
+
+/* server.address and server.port of an upstream base URL. */
+static void url_host_port(const char *url, char *host, size_t hn, int64_t *port)
+{
+    const char *p = strstr(url, "://");
+    bool tls = strncmp(url, "https", 5) == 0;
+    p = p ? p + 3 : url;
+    const char *end = p + strcspn(p, "/?#");
+    const char *colon = NULL;
+    if (*p == '[') { /* [v6]:port */
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (rb != NULL) {
+            colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+            p++;
+            end = rb;
+        }
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+    }
+    const char *hend = colon ? colon : end;
+    size_t n = HS_MIN((size_t)(hend - p), hn - 1);
+    memcpy(host, p, n);
+    host[n] = '\0';
+    *port = tls ? 443 : 80;
+    if (colon != NULL) {
+        int64_t v = 0;
+        const char *d = colon + 1;
+        while (*d >= '0' && *d <= '9' && v < 70000)
+            v = v * 10 + (*d++ - '0');
+        if (d > colon + 1 && v > 0 && v < 65536)
+            *port = v;
+    }
+}
+
 static void emit_spans(struct preq *q, const struct rec *rc)
 {
     struct export_otlp *x = q->g->otlp;
@@ -392,7 +507,7 @@ static void emit_spans(struct preq *q, const struct rec *rc)
     snprintf(name, sizeof(name), "%s %s", op_names[q->op], model);
     int64_t end = q->t_start_wall_ns + (q->t_client_end - q->t_recv);
     bool ok = strcmp(rc->outcome, "ok") == 0;
-    struct export_otlp_attr a[32];
+    struct export_otlp_attr a[48];
     char finish[MAX_FINISH * 16] = "";
     for (size_t i = 0, o = 0; i < rc->nfinish && o + 16 < sizeof(finish); i++)
         o += (size_t)snprintf(finish + o, sizeof(finish) - o, "%s%s", i ? "," : "", rc->finish[i]);
@@ -473,6 +588,51 @@ static void emit_spans(struct preq *q, const struct rec *rc)
         ATTR_S("holoscope.finish_reasons", finish); /* normalised, comma-separated */
     ATTR_S("holoscope.request_id", http_request_id(q->r));
     ATTR_D("holoscope.overhead.pre_s", rc->over_pre_s);
+    char host[256];
+    int64_t port;
+    url_host_port(q->route->upstreams[q->up].url, host, sizeof(host), &port);
+    ATTR_S("server.address", host);
+    ATTR_I("server.port", port);
+    struct span_params sp;
+    span_params_read(q, &sp);
+    if (sp.has_max_tokens)
+        ATTR_I("gen_ai.request.max_tokens", sp.max_tokens);
+    if (sp.has_temperature)
+        ATTR_D("gen_ai.request.temperature", sp.temperature);
+    if (sp.has_top_p)
+        ATTR_D("gen_ai.request.top_p", sp.top_p);
+    if (sp.has_top_k)
+        ATTR_I("gen_ai.request.top_k", sp.top_k);
+    if (sp.has_freq)
+        ATTR_D("gen_ai.request.frequency_penalty", sp.frequency_penalty);
+    if (sp.has_pres)
+        ATTR_D("gen_ai.request.presence_penalty", sp.presence_penalty);
+    if (sp.has_seed)
+        ATTR_I("gen_ai.request.seed", sp.seed);
+    if (sp.stop[0] != '\0')
+        a[n++] = (struct export_otlp_attr){
+            "gen_ai.request.stop_sequences", EXPORT_ATTR_STRINGS, {.s = sp.stop}};
+    char raw_finish[MAX_FINISH * 24] = "";
+    const struct gw_measure_result *mr = q->m ? gw_measure_result(q->m) : NULL;
+    if (mr != NULL) {
+        if (mr->response_id[0] != '\0')
+            ATTR_S("gen_ai.response.id", mr->response_id);
+        size_t o = 0;
+        for (size_t i = 0; i < mr->n_choices && i < MAX_FINISH; i++) {
+            const char *f = mr->choices[i].finish_raw;
+            size_t fl = strlen(f);
+            if (fl == 0 || o + fl + 2 > sizeof(raw_finish))
+                continue;
+            if (o > 0)
+                raw_finish[o++] = EXPORT_ATTR_SEP;
+            memcpy(raw_finish + o, f, fl);
+            o += fl;
+            raw_finish[o] = '\0';
+        }
+        if (o > 0)
+            a[n++] = (struct export_otlp_attr){
+                "gen_ai.response.finish_reasons", EXPORT_ATTR_STRINGS, {.s = raw_finish}};
+    }
 #undef ATTR_S
 #undef ATTR_I
 #undef ATTR_D
@@ -488,6 +648,7 @@ static void emit_spans(struct preq *q, const struct rec *rc)
     s.attrs = a;
     s.n_attrs = n;
     HS_IGNORE_RESULT(export_otlp_submit(x, &s));
+    json_decref(sp.root);
 }
 
 static void submit_capture(struct preq *q, const struct rec *rc)

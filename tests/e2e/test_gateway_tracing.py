@@ -63,6 +63,7 @@ class GatewayTracing(unittest.TestCase):
         col.bodies = []
         threading.Thread(target=col.serve_forever, daemon=True).start()
         up = gw_upstream.Upstream()
+        up_url = up.url
         cfg = """
 collectors: {host: false, gpu: false}
 rules: {default_pack: false}
@@ -85,7 +86,9 @@ gateway:
             self.assertIsNotNone(port, srv.logs())
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             body = json.dumps({"model": "test-model", "stream": True,
-                               "stream_options": {"include_usage": True}, "messages": []})
+                               "stream_options": {"include_usage": True}, "messages": [],
+                               "max_tokens": 64, "temperature": 0.5, "top_p": 0.9, "seed": 7,
+                               "stop": ["\n\n", "END"]})
             c.request("POST", "/v1/chat/completions", body=body,
                       headers={"Content-Type": "application/json",
                                "traceparent": "00-%s-%s-01" % (TRACE, PARENT)})
@@ -121,6 +124,18 @@ gateway:
         self.assertEqual(a["holoscope.finish_reasons"], "stop")
         self.assertEqual(a["gen_ai.response.model"], "gpt-4o-mini-2024-07-18")
         self.assertEqual(str(attrs(server)["http.response.status_code"]), "200")
+        # request parameters, the upstream's address, the response id and raw finish reasons
+        self.assertEqual(str(a["gen_ai.request.max_tokens"]), "64")
+        self.assertEqual(a["gen_ai.request.temperature"], 0.5)
+        self.assertEqual(a["gen_ai.request.top_p"], 0.9)
+        self.assertEqual(str(a["gen_ai.request.seed"]), "7")
+        self.assertEqual([v["stringValue"] for v in a["gen_ai.request.stop_sequences"]["values"]],
+                         ["\n\n", "END"])
+        self.assertEqual(a["server.address"], "127.0.0.1")
+        self.assertEqual(str(a["server.port"]), up_url.rsplit(":", 1)[1])
+        self.assertTrue(a["gen_ai.response.id"].startswith("chatcmpl-"), a["gen_ai.response.id"])
+        self.assertEqual([v["stringValue"] for v in a["gen_ai.response.finish_reasons"]["values"]],
+                         ["stop"])
 
 
 if __name__ == "__main__":

@@ -310,6 +310,7 @@ static void measure_responses_and_tgi_end_ok_without_done(void **state)
     assert_false(r->saw_done);
     assert_true(r->saw_terminal);
     assert_string_equal(r->response_status, "completed");
+    assert_string_equal(r->response_id, "resp_68a1f0c2d4e6f8a0b2c4d6e8f0a2b4c6");
     assert_int_equal(r->t_upstream_end_ns, T0 + 500);
     assert_int_equal(r->cached_tokens, 0);
     assert_int_equal(r->reasoning_tokens, 0);
@@ -766,6 +767,7 @@ static void measure_non_streaming_bodies_are_measured(void **state)
     assert_true(r->truncated);
     assert_int_equal(r->tool_calls, 1);
     assert_string_equal(r->model, "gpt-4o-mini");
+    assert_string_equal(r->response_id, "c");
     assert_int_equal(r->ttft_upstream_ns, -1);
     assert_int_equal(r->ttfc_ns, -1);
     assert_int_equal(r->tpot_ns, -1);
