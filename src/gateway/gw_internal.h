@@ -50,7 +50,12 @@ struct gw_mlabels {
     const char *upstream;
     const char *operation;
     const char *tenant;
+    uint64_t hash; /* of the labels above, set by gw__mlabels_hash; 0 = computed per look-up */
 };
+
+/* Hashes the labels of 'l' once into l->hash, so that the look-ups of one
+ * request's many observations hash only their extra labels. */
+void gw__mlabels_hash(struct gw_mlabels *l);
 
 struct gw_metrics;
 

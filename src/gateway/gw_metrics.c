@@ -155,8 +155,10 @@ uint64_t gw__metrics_dropped(struct gw_metrics *m)
     return atomic_load(&m->dropped);
 }
 
-/* Gathers base + extra labels (empty values left out). */
-static size_t gather(const struct gw_mlabels *b, const char *const *extra, struct hs_label *out)
+/* Gathers base + extra labels (empty values left out); *nbase = how many
+ * of them are base labels. */
+static size_t gather(const struct gw_mlabels *b, const char *const *extra, struct hs_label *out,
+                     size_t *nbase)
 {
     size_t n = 0;
     const struct hs_label base[] = {{"model", b ? b->model : NULL},
@@ -167,16 +169,58 @@ static size_t gather(const struct gw_mlabels *b, const char *const *extra, struc
     for (size_t i = 0; i < HS_ARRAY_LEN(base); i++)
         if (base[i].value && base[i].value[0])
             out[n++] = base[i];
+    *nbase = n;
     for (size_t i = 0; extra && extra[i] && extra[i + 1] && n < MAX_LABELS; i += 2)
         if (extra[i + 1][0])
             out[n++] = (struct hs_label){extra[i], extra[i + 1]};
     return n;
 }
 
-static uint64_t hash_labels(int fam, const struct hs_label *l, size_t n)
+/* The base labels' part of a series hash: one hs_hash64 over
+ * "name\0value\0..." of the labels gather() keeps. */
+static uint64_t hash_base(const struct gw_mlabels *b)
 {
-    uint64_t h = hs_hash64(&fam, sizeof(fam), 0x9e3779b97f4a7c15ULL);
-    for (size_t i = 0; i < n; i++) {
+    char buf[1024];
+    size_t o = 0;
+    const char *const kv[] = {
+        "model",    b ? b->model : NULL,    "route",     b ? b->route : NULL,
+        "upstream", b ? b->upstream : NULL, "operation", b ? b->operation : NULL,
+        "tenant",   b ? b->tenant : NULL};
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < HS_ARRAY_LEN(kv); i += 2) {
+        if (kv[i + 1] == NULL || kv[i + 1][0] == '\0')
+            continue;
+        size_t a = strlen(kv[i]) + 1, v = strlen(kv[i + 1]) + 1;
+        if (o + a + v > sizeof(buf)) { /* long values: hash what is buffered, go on */
+            h = hs_hash64(buf, o, h);
+            o = 0;
+        }
+        if (a + v > sizeof(buf)) {
+            h = hs_hash64(kv[i], a, h);
+            h = hs_hash64(kv[i + 1], v, h);
+            continue;
+        }
+        memcpy(buf + o, kv[i], a);
+        memcpy(buf + o + a, kv[i + 1], v);
+        o += a + v;
+    }
+    return hs_hash64(buf, o, h);
+}
+
+void gw__mlabels_hash(struct gw_mlabels *l)
+{
+    l->hash = 0;
+    l->hash = hash_base(l) | 1; /* never 0 */
+}
+
+/* A series' hash: its base labels (cached in b->hash when set), the
+ * family, then the extra labels (l[nbase, n)). */
+static uint64_t hash_labels(int fam, const struct gw_mlabels *b, const struct hs_label *l,
+                            size_t nbase, size_t n)
+{
+    uint64_t h = b != NULL && b->hash != 0 ? b->hash : hash_base(b) | 1;
+    h = hs_hash64(&fam, sizeof(fam), h);
+    for (size_t i = nbase; i < n; i++) {
         h = hs_hash64(l[i].name, strlen(l[i].name) + 1, h);
         h = hs_hash64(l[i].value, strlen(l[i].value) + 1, h);
     }
@@ -240,8 +284,9 @@ static struct series *lookup(struct gw_metrics *m, int f, const struct gw_mlabel
                              const char *const *extra)
 {
     struct hs_label l[MAX_LABELS];
-    size_t n = gather(base, extra, l);
-    uint64_t h = hash_labels(f, l, n);
+    size_t nbase;
+    size_t n = gather(base, extra, l, &nbase);
+    uint64_t h = hash_labels(f, base, l, nbase, n);
     struct series *s = m->table[h & (m->table_size - 1)];
     while (s && !(s->hash == h && same(s, f, l, n)))
         s = s->hnext;

@@ -271,9 +271,14 @@ static void observe(struct preq *q, const struct rec *rc)
     struct gw_metrics *m = q->g->metrics;
     const struct gw_route_config *rt = q->route;
     const char *up = q->has_up ? rt->upstreams[q->up].url : NULL;
-    struct gw_mlabels l = {
-        rt ? (rt->upstream_model ? rt->upstream_model : rt->model) : "__unrouted__",
-        rt ? rt->name : NULL, up, op_names[q->op], q->tenant[0] ? q->tenant : NULL};
+    struct gw_mlabels l = {rt ? (rt->upstream_model ? rt->upstream_model : rt->model)
+                              : "__unrouted__",
+                           rt ? rt->name : NULL,
+                           up,
+                           op_names[q->op],
+                           q->tenant[0] ? q->tenant : NULL,
+                           0};
+    gw__mlabels_hash(&l);
     const char *et = rc->error_type ? rc->error_type : "";
     gw__metrics_lock(m);
     const char *req[] = {"status_class", rc->status_class, "outcome", rc->outcome, NULL};

@@ -29,14 +29,18 @@ static void metrics_render_cumulative_buckets_sum_and_count(void **state)
     (void)state;
     struct gw_metrics *m = gw__metrics_new(100);
     assert_non_null(m);
-    struct gw_mlabels l = {"llama", "r1", "http://u", "chat", NULL};
+    struct gw_mlabels l = {"llama", "r1", "http://u", "chat", NULL, 0};
     gw__metrics_lock(m);
     gw__metrics_add(m, GW_M_TTFT, &l, NULL, 0.03);  /* le 0.04 */
     gw__metrics_add(m, GW_M_TTFT, &l, NULL, 0.04);  /* le 0.04 (inclusive) */
     gw__metrics_add(m, GW_M_TTFT, &l, NULL, 100.0); /* +Inf only */
     const char *x[] = {"status_class", "2xx", "outcome", "ok", NULL};
     gw__metrics_add(m, GW_M_REQUESTS, &l, x, 1);
-    gw__metrics_add(m, GW_M_REQUESTS, &l, x, 1);
+    /* the same labels with their hash computed once find the same series */
+    struct gw_mlabels hashed = l;
+    gw__mlabels_hash(&hashed);
+    assert_int_not_equal(hashed.hash, 0);
+    gw__metrics_add(m, GW_M_REQUESTS, &hashed, x, 1);
     gw__metrics_unlock(m);
     gw__metrics_inflight(m, 2);
     struct hs_buf b;
@@ -70,7 +74,7 @@ static void metrics_drop_observations_past_the_series_ceiling(void **state)
 {
     (void)state;
     struct gw_metrics *m = gw__metrics_new(2);
-    struct gw_mlabels l = {"a", NULL, NULL, "chat", NULL};
+    struct gw_mlabels l = {"a", NULL, NULL, "chat", NULL, 0};
     gw__metrics_lock(m);
     const char *t[] = {"token_type", "input", NULL};
     gw__metrics_add(m, GW_M_TOKENS, &l, t, 5);
@@ -102,7 +106,7 @@ static void metrics_append_every_sample_to_the_store(void **state)
     struct tsdb *db = tsdb_open(dir, &o, &err);
     assert_non_null(db);
     struct gw_metrics *m = gw__metrics_new(100);
-    struct gw_mlabels l = {"a", "r", "http://u", "chat", "00ff"};
+    struct gw_mlabels l = {"a", "r", "http://u", "chat", "00ff", 0};
     gw__metrics_lock(m);
     gw__metrics_add(m, GW_M_OVERHEAD, &l, (const char *const[]){"phase", "pre", NULL}, 0.00002);
     gw__metrics_add(m, GW_M_FINISH, &l, (const char *const[]){"finish_reason", "stop", NULL}, 1);
