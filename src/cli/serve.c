@@ -33,6 +33,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -835,6 +836,20 @@ static int run(struct server *s)
     return s->exit_code;
 }
 
+/*
+ * Keeps freed memory in the process for the next query instead of giving it
+ * back to the kernel and faulting it in again: a dashboard histogram query
+ * over an hour of 2,000 series allocates ~20 MiB of short-lived arrays, and
+ * with glibc's defaults each run paid ~4,900 page faults (about a tenth of
+ * its time).  Up to 64 MiB of free heap is kept; blocks of 16 MiB and more
+ * still come from and return to mmap.
+ */
+static void keep_freed_memory(void)
+{
+    HS_IGNORE_RESULT(mallopt(M_MMAP_THRESHOLD, 16 << 20));
+    HS_IGNORE_RESULT(mallopt(M_TRIM_THRESHOLD, 64 << 20));
+}
+
 int cli_cmd_serve(int argc, char **argv, char **envp)
 {
     if (cli_wants_help(argc, argv)) {
@@ -843,6 +858,7 @@ int cli_cmd_serve(int argc, char **argv, char **envp)
         fputs(cli_help_serve_tail, stdout);
         return CLI_EXIT_OK;
     }
+    keep_freed_memory();
     struct server s;
     memset(&s, 0, sizeof(s));
     s.argc = argc - 1;
