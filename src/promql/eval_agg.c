@@ -105,6 +105,79 @@ static int eval_param(struct promql__ctx *c, const struct promql_node *n,
     return promql__eval(c, n->u.agg.param, g, pv);
 }
 
+/*
+ * sum, min, max, count and group, series by series: each (group, step) has
+ * its accumulator in a table, so every input series is read front to back
+ * once, where the step-by-step loop of simple_agg touches one cache line per
+ * series per step.  For a given group and step the inputs are combined in
+ * the same series order as there, so the results are identical.
+ */
+static int agg_by_series(struct promql__ctx *c, int op, const struct promql__grid *g,
+                         const struct promql__val *in, const int *gi, int ngroups,
+                         struct promql__val *out)
+{
+    size_t cells = (size_t)ngroups * g->n;
+    double *val = promql__alloc(c, (cells ? cells : 1) * sizeof *val);
+    double *kc = promql__alloc(c, (cells ? cells : 1) * sizeof *kc);
+    unsigned char *seen = promql__alloc(c, cells ? cells : 1);
+    int rc = HS_OK;
+    if (val == NULL || kc == NULL || seen == NULL)
+        return promql__oom(c);
+    memset(seen, 0, cells);
+    for (size_t k = 0; k < in->ns; k++) {
+        const struct promql__series *s = &in->s[k];
+        size_t base = (size_t)gi[k] * g->n;
+        double *av = val + base, *ak = kc + base;
+        unsigned char *as = seen + base;
+        bool any = false;
+        for (size_t i = 0; i < g->n; i++) {
+            if (!s->ok[i])
+                continue;
+            double f = s->v[i];
+            any = true;
+            if (!as[i]) {
+                as[i] = 1;
+                av[i] = op == PROMQL_AGG_GROUP ? 1 : op == PROMQL_AGG_COUNT ? 1 : f;
+                ak[i] = 0;
+                continue;
+            }
+            switch (op) {
+            case PROMQL_AGG_SUM:
+                kahan_inc(f, &av[i], &ak[i]);
+                break;
+            case PROMQL_AGG_MAX:
+                if (av[i] < f || isnan(av[i]))
+                    av[i] = f;
+                break;
+            case PROMQL_AGG_MIN:
+                if (av[i] > f || isnan(av[i]))
+                    av[i] = f;
+                break;
+            case PROMQL_AGG_COUNT:
+                av[i] += 1;
+                break;
+            default: /* group */
+                break;
+            }
+        }
+        if (any && s->drop_name)
+            out->s[gi[k]].drop_name = true;
+        if ((k & 63) == 0 && (rc = promql__check(c)) != HS_OK)
+            return rc;
+    }
+    for (int k = 0; k < ngroups; k++) {
+        struct promql__series *o = &out->s[k];
+        size_t base = (size_t)k * g->n;
+        for (size_t i = 0; i < g->n; i++) {
+            if (!seen[base + i])
+                continue;
+            o->v[i] = op == PROMQL_AGG_SUM ? val[base + i] + kc[base + i] : val[base + i];
+            o->ok[i] = 1;
+        }
+    }
+    return HS_OK;
+}
+
 static int simple_agg(struct promql__ctx *c, const struct promql_node *n,
                       const struct promql__grid *g, struct promql__val *in, const double *param,
                       struct promql__val *out)
@@ -148,6 +221,9 @@ static int simple_agg(struct promql__ctx *c, const struct promql_node *n,
     if (rc != HS_OK)
         return rc;
     out->ns = (size_t)ngroups;
+    if (op == PROMQL_AGG_SUM || op == PROMQL_AGG_MAX || op == PROMQL_AGG_MIN ||
+        op == PROMQL_AGG_COUNT || op == PROMQL_AGG_GROUP)
+        return agg_by_series(c, op, g, in, gi, ngroups, out);
     struct grp *gr = promql__alloc(c, (size_t)(ngroups ? ngroups : 1) * sizeof *gr);
     if (gr == NULL)
         return promql__oom(c);
