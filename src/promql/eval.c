@@ -308,8 +308,10 @@ struct loaded {
     size_t n;
 };
 
+/* The series of selector 'sel' with their samples in (mint, maxt]; with
+ * 'no_stale' without staleness markers (range selectors never see them). */
 static int load_series(struct promql__ctx *c, const struct promql_node *sel, int64_t mint,
-                       int64_t maxt, struct loaded *out)
+                       int64_t maxt, bool no_stale, struct loaded *out)
 {
     size_t nms = sel->u.sel.nmatchers;
     struct promql_matcher *ms = hs_calloc(nms ? nms : 1, sizeof *ms);
@@ -364,10 +366,26 @@ static int load_series(struct promql__ctx *c, const struct promql_node *sel, int
         if (rc != HS_OK)
             goto out;
         /* Samples go to scratch arrays reused for every series, then into the
-         * arena at their exact size. */
+         * arena at their exact size.  A storage with a samples op fills sc_t
+         * and sc_v alone (it has no start times); the others go sample by
+         * sample and grow all three scratch arrays together. */
         size_t n = 0;
         bool any_st = false;
-        r = c->st->ops->seek(set, mint + 1, c->err);
+        if (c->st->ops->samples != NULL) {
+            rc = c->st->ops->samples(set, mint, maxt, &sc_t, &sc_v, &n, &scap, c->err);
+            if (rc != HS_OK)
+                goto out;
+            c->samples += n;
+            if (c->samples > c->max_samples) {
+                rc = hs_err_set(c->err, HS_ETOOBIG,
+                                "query processing would load too many samples into memory in "
+                                "query execution");
+                goto out;
+            }
+            r = 0;
+        } else {
+            r = c->st->ops->seek(set, mint + 1, c->err);
+        }
         while (r == 1) {
             int64_t t;
             double v;
@@ -407,6 +425,19 @@ static int load_series(struct promql__ctx *c, const struct promql_node *sel, int
         if (r < 0) {
             rc = r;
             goto out;
+        }
+        if (no_stale) {
+            size_t w = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (promql__is_stale(sc_v[i]))
+                    continue;
+                sc_t[w] = sc_t[i];
+                sc_v[w] = sc_v[i];
+                if (any_st)
+                    sc_st[w] = sc_st[i];
+                w++;
+            }
+            n = w;
         }
         s->n = n;
         s->t = promql__alloc(c, (n ? n : 1) * sizeof *s->t);
@@ -473,25 +504,6 @@ static int64_t *eff_times(struct promql__ctx *c, const struct promql__grid *g, i
     return e;
 }
 
-/* Removes staleness markers from loaded series (range selectors never see them). */
-static void drop_stale(struct loaded *ld)
-{
-    for (size_t k = 0; k < ld->n; k++) {
-        struct promql__mseries *m = &ld->m[k];
-        size_t w = 0;
-        for (size_t i = 0; i < m->n; i++) {
-            if (promql__is_stale(m->v[i]))
-                continue;
-            m->t[w] = m->t[i];
-            m->v[w] = m->v[i];
-            if (m->st != NULL)
-                m->st[w] = m->st[i];
-            w++;
-        }
-        m->n = w;
-    }
-}
-
 /* Linear interpolation of Prometheus' interpolate() (a counter restarts from 0). */
 double promql__interpolate(int64_t t1, double y1, int64_t t2, double y2, int64_t t, bool counter)
 {
@@ -511,10 +523,9 @@ static int eval_smoothed_sel(struct promql__ctx *c, const struct promql_node *n,
 {
     int64_t lb = clamp_time(c->opts->lookback_ms);
     struct loaded ld;
-    int rc = load_series(c, n, mn - lb, mx + lb, &ld);
+    int rc = load_series(c, n, mn - lb, mx + lb, true, &ld);
     if (rc != HS_OK)
         return rc;
-    drop_stale(&ld);
     out->type = PROMQL_TYPE_VECTOR;
     out->s = promql__alloc(c, (ld.n ? ld.n : 1) * sizeof *out->s);
     out->ns = 0;
@@ -581,7 +592,7 @@ static int eval_vector_sel(struct promql__ctx *c, const struct promql_node *n,
         return promql__oom(c);
     if (n->u.sel.smoothed && want == 0)
         return eval_smoothed_sel(c, n, g, eff, mn, mx, out);
-    rc = load_series(c, n, mn - clamp_time(lb), mx, &ld);
+    rc = load_series(c, n, mn - clamp_time(lb), mx, false, &ld);
     if (rc != HS_OK)
         return rc;
     out->type = PROMQL_TYPE_VECTOR;
@@ -644,10 +655,10 @@ static int eval_matrix_sel(struct promql__ctx *c, const struct promql_node *n,
               : sel->u.sel.smoothed ? PROMQL__EXT_SMOOTHED
                                     : 0;
     int64_t lb = ext != 0 ? clamp_time(c->opts->lookback_ms) : 0;
-    rc = load_series(c, sel, mn - range - lb, mx + (ext == PROMQL__EXT_SMOOTHED ? lb : 0), &ld);
+    rc = load_series(c, sel, mn - range - lb, mx + (ext == PROMQL__EXT_SMOOTHED ? lb : 0), true,
+                     &ld);
     if (rc != HS_OK)
         return rc;
-    drop_stale(&ld);
     out->type = PROMQL_TYPE_MATRIX;
     out->m = ld.m;
     out->nm = ld.n;
@@ -790,6 +801,12 @@ static void sort_idx(size_t *idx, size_t *tmp, size_t n, const struct promql__se
  * a value at the same step are an error ("vector cannot contain metrics with
  * the same labelset").  Series without any value are dropped.  Keeps order.
  */
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 int promql__merge_same(struct promql__ctx *c, struct promql__val *v, size_t nsteps)
 {
     size_t n = v->ns, w = 0;
@@ -797,6 +814,22 @@ int promql__merge_same(struct promql__ctx *c, struct promql__val *v, size_t nste
     uint8_t *gone;
     if (n < 2)
         goto drop_empty;
+    {
+        /* Most vectors hold distinct label sets (selectors, functions that
+         * keep labels, aggregations): distinct hashes prove it without
+         * sorting the series by their labels. */
+        uint64_t *h = promql__alloc(c, n * sizeof *h);
+        if (h == NULL)
+            return promql__oom(c);
+        for (size_t i = 0; i < n; i++)
+            h[i] = hs_labels_hash(&v->s[i].labels);
+        qsort(h, n, sizeof *h, cmp_u64);
+        bool dup = false;
+        for (size_t i = 0; i + 1 < n && !dup; i++)
+            dup = h[i] == h[i + 1];
+        if (!dup)
+            goto drop_empty;
+    }
     idx = promql__alloc(c, n * sizeof *idx);
     tmp = promql__alloc(c, n * sizeof *tmp);
     gone = hs_arena_calloc(c->arena, n);

@@ -82,6 +82,15 @@ struct promql_storage_ops {
     /* Optional (may be NULL): the start timestamp ("created" time of a counter)
      * of the sample under the iterator; 0 when it has none. */
     int64_t (*at_st)(void *set);
+    /*
+     * Optional (may be NULL): all samples of the current series with
+     * mint < t <= maxt, appended to the growable arrays *t and *v (hs_realloc'd
+     * by the callee; *n entries used of *cap), in one call instead of one
+     * seek/at/iter_next call per sample.  Only for storages without start
+     * timestamps.  HS_OK, or an error with err set.
+     */
+    HS_MUST_CHECK int (*samples)(void *set, int64_t mint, int64_t maxt, int64_t **t, double **v,
+                                 size_t *n, size_t *cap, struct hs_err *err);
     void (*close)(void *set);
     /*
      * Sorted unique label names (label_names) or values of 'name'

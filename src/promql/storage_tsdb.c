@@ -109,6 +109,39 @@ static void view_at(void *setp, int64_t *t, double *v)
     tsdb_iter_at(vs->it, t, v);
 }
 
+static int view_samples(void *setp, int64_t mint, int64_t maxt, int64_t **tp, double **vp,
+                        size_t *n, size_t *cap, struct hs_err *err)
+{
+    struct tsdb_view_set *vs = setp;
+    if (vs->it == NULL || !tsdb_iter_seek(vs->it, mint + 1))
+        return HS_OK;
+    int64_t *t = *tp;
+    double *v = *vp;
+    size_t k = *n;
+    do {
+        if (k == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 256;
+            int64_t *nt = hs_reallocarray(t, ncap, sizeof *nt);
+            if (nt != NULL)
+                t = *tp = nt;
+            double *nv = nt != NULL ? hs_reallocarray(v, ncap, sizeof *nv) : NULL;
+            if (nv != NULL)
+                v = *vp = nv;
+            if (nt == NULL || nv == NULL) {
+                *n = k;
+                return hs_err_set(err, HS_ENOMEM, "out of memory");
+            }
+            *cap = ncap;
+        }
+        tsdb_iter_at(vs->it, &t[k], &v[k]);
+        if (t[k] > maxt)
+            break;
+        k++;
+    } while (tsdb_iter_next(vs->it));
+    *n = k;
+    return HS_OK;
+}
+
 static void view_close(void *setp)
 {
     struct tsdb_view_set *vs = setp;
@@ -179,6 +212,7 @@ static const struct promql_storage_ops tsdb_view_ops = {
     .seek = view_seek,
     .iter_next = view_iter_next,
     .at = view_at,
+    .samples = view_samples,
     .close = view_close,
     .label_names = view_label_names,
     .label_values = view_label_values,
