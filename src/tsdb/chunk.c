@@ -174,11 +174,35 @@ void tsdb_chunk_iter_init(struct tsdb_chunk_iter *it, const uint8_t *p, size_t l
     it->leading = 0xff;
 }
 
-/* Reads 'nb' bits (0..64); false past the end. */
+/* The next bits of the stream left-aligned in *w, at least 57 of them
+ * valid, when eight whole bytes remain from the current one; false near
+ * the end (the callers then go bit by bit). */
+static inline bool peek(const struct tsdb_chunk_iter *it, uint64_t *w)
+{
+    size_t first = it->pos >> 3;
+    if (it->pos > it->nbits || first + 8 > (it->nbits >> 3))
+        return false;
+    uint64_t x;
+    memcpy(&x, it->p + first, sizeof(x));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    *w = x << (it->pos & 7);
+    return true;
+}
+
+/* Reads 'nb' bits (0..64); false past the end.  Up to 56 bits come from one
+ * load where peek can; the rest bit group by bit group. */
 static bool get_bits(struct tsdb_chunk_iter *it, int nb, uint64_t *out)
 {
     if ((size_t)nb > it->nbits - it->pos || it->pos > it->nbits)
         return false;
+    uint64_t w;
+    if (nb > 0 && nb <= 56 && peek(it, &w)) {
+        *out = w >> (64 - nb);
+        it->pos += (size_t)nb;
+        return true;
+    }
     uint64_t v = 0;
     while (nb > 0) {
         size_t byte = it->pos >> 3;
@@ -216,6 +240,24 @@ static bool get_dod(struct tsdb_chunk_iter *it, int64_t *dod)
     static const int widths[5] = {7, 14, 20, 32, 64};
     unsigned bit;
     int ones = 0;
+    uint64_t w;
+    if (peek(it, &w)) {
+        /* the control bits at once: up to five ones, then a zero unless five */
+        ones = w == ~UINT64_C(0) ? 64 : __builtin_clzll(~w);
+        if (ones > 5)
+            ones = 5;
+        it->pos += (size_t)ones + (ones < 5);
+        if (ones == 0) {
+            *dod = 0;
+            return true;
+        }
+        int nb = widths[ones - 1];
+        uint64_t v;
+        if (!get_bits(it, nb, &v))
+            return false;
+        *dod = sign_extend(v, nb);
+        return true;
+    }
     while (ones < 5) {
         if (!get_bit(it, &bit))
             return false;
@@ -238,6 +280,35 @@ static bool get_dod(struct tsdb_chunk_iter *it, int64_t *dod)
 static bool get_value(struct tsdb_chunk_iter *it)
 {
     unsigned bit;
+    uint64_t w;
+    if (peek(it, &w)) {
+        /* '0' same value; '10' the last window; '11' + 5 bits leading + 6 bits
+         * significant: a new window */
+        if ((w >> 63) == 0) {
+            it->pos++;
+            return true;
+        }
+        if (((w >> 62) & 1) == 1) {
+            uint64_t lead = (w << 2) >> 59, sig = (w << 7) >> 58;
+            if (sig == 0)
+                sig = 64;
+            if (lead + sig > 64)
+                return false;
+            it->leading = (uint8_t)lead;
+            it->trailing = (uint8_t)(64 - lead - sig);
+            it->pos += 13;
+        } else {
+            if (it->leading == 0xff)
+                return false; /* window reuse before any window */
+            it->pos += 2;
+        }
+        int nsig = 64 - it->leading - it->trailing;
+        uint64_t x;
+        if (!get_bits(it, nsig, &x))
+            return false;
+        it->v ^= it->trailing == 64 ? 0 : x << it->trailing;
+        return true;
+    }
     if (!get_bit(it, &bit))
         return false;
     if (bit == 0)
