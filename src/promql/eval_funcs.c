@@ -941,7 +941,19 @@ static int classic_histogram(struct promql__ctx *c, const struct promql_node *n,
 
 /* ---- range-vector functions ------------------------------------------------------------ */
 
+/* The extrapolation of rate/increase/delta depends on the window's shape
+ * only (offsets of its first and last samples, their count, the range):
+ * with regular scrapes every step of a range query has the same shape, so
+ * its divisions are done once per shape. */
+struct rate_memo {
+    bool valid, counter, rate;
+    size_t n;
+    int64_t d_start, d_end, d_sampled, range_ms;
+    double to_start, to_end, sampled, factor; /* factor with to_start not lowered by to_zero */
+};
+
 struct win {
+    struct rate_memo *memo; /* NULL: no memo */
     const int64_t *t;
     const double *v;
     const int64_t *st; /* start timestamps aligned with t, or NULL */
@@ -1000,6 +1012,39 @@ static double extrapolated_rate(const struct win *w, bool counter, bool rate, bo
                 (st != NULL && st_reset(st[i - 1], w->t[i - 1], st[i], w->t[i])))
                 result += w->v[i - 1];
         }
+    }
+    if (st == NULL && n > 1 && w->memo != NULL) {
+        /* The same arithmetic as below, its shape-only part memoised. */
+        struct rate_memo *m = w->memo;
+        int64_t ds = w->t[0] - w->start, de = w->end - w->t[n - 1], dm = w->t[n - 1] - w->t[0];
+        if (!m->valid || m->n != n || m->d_start != ds || m->d_end != de || m->d_sampled != dm ||
+            m->range_ms != w->range_ms || m->counter != counter || m->rate != rate) {
+            double ts = (double)ds / 1000, te = (double)de / 1000, sm = (double)dm / 1000;
+            double avg = sm / (double)(n - 1), thr = avg * 1.1;
+            if (ts >= thr)
+                ts = avg / 2;
+            if (te >= thr)
+                te = avg / 2;
+            double f = 1.0;
+            if (sm != 0)
+                f = (sm + ts + te) / sm;
+            if (rate)
+                f /= (double)w->range_ms / 1000;
+            *m = (struct rate_memo){true, counter, rate, n, ds, de, dm, w->range_ms, ts, te, sm, f};
+        }
+        double factor = m->factor;
+        if (counter && result > 0 && w->v[0] >= 0) {
+            double to_zero = m->sampled * (w->v[0] / result);
+            if (to_zero < m->to_start) {
+                factor = 1.0;
+                if (m->sampled != 0)
+                    factor = (m->sampled + to_zero + m->to_end) / m->sampled;
+                if (rate)
+                    factor /= (double)w->range_ms / 1000;
+            }
+        }
+        *ok = true;
+        return result * factor;
     }
     double to_start = (double)(w->t[0] - w->start) / 1000;
     double to_end = (double)(w->end - w->t[n - 1]) / 1000;
@@ -1505,6 +1550,7 @@ static int range_call(struct promql__ctx *c, const struct promql_node *n, int id
             return promql__oom(c);
     }
     bool keep_name = id == PROMQL__F_LAST_OVER_TIME || id == PROMQL__F_FIRST_OVER_TIME;
+    struct rate_memo memo = {0};
     for (size_t k = 0; k < m.nm; k++) {
         const struct promql__mseries *ms = &m.m[k];
         struct promql__series *s = promql__series_new(c, g->n);
@@ -1526,6 +1572,7 @@ static int range_call(struct promql__ctx *c, const struct promql_node *n, int id
         size_t dq_head = 0, dq_tail = 0, dq_next = 0;
         for (size_t i = 0; i < g->n; i++) {
             struct win w;
+            w.memo = &memo;
             int64_t end = m.wend[i], start = end - m.range_ms;
             int64_t lo_t = start - xlb, hi_t = end + (m.ext == PROMQL__EXT_SMOOTHED ? xlb : 0);
             if (i > 0 && m.wend[i] < m.wend[i - 1])
