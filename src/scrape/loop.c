@@ -32,13 +32,16 @@
  * new result into a fresh cache; refs of the old cache that the new one no
  * longer holds are marked stale.
  */
+#include "scrape/scrape_internal.h"
 #include "scrape/scrape_manager.h"
 
 #include "http/http.h"
 #include "tsdb/tsdb.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +107,10 @@ struct scrape_loop {
     char *url;
     char *auth;           /* Authorization header value or NULL */
     const char *tmodel;   /* target's `model` label or NULL (in tlabels) */
+    char *info_url;       /* TGI /info or llama.cpp /props of the target; owned */
+    char *info_model;     /* the model it named, or NULL; owned */
+    bool info_tried;      /* the info request was handed out (once per loop) */
+    bool relabel;         /* info_model changed: rebuild the series at the next scrape */
     const char *tbackend; /* target's `backend` label or NULL */
     int pinned;           /* backend pinned by the target labels/job, or NONE */
     int64_t interval_ms, timeout_ms;
@@ -128,6 +135,13 @@ struct scrape_loop {
     struct scrape_target_health health;
     struct scrape_stats stats;
 };
+
+/* The model handed to the mapping: the configured one, else the one the
+ * engine's info endpoint named (engines whose series carry no model). */
+static const char *loop_model(const struct scrape_loop *l)
+{
+    return l->tmodel != NULL ? l->tmodel : l->info_model;
+}
 
 /* State of one scrape attempt. */
 struct run {
@@ -444,6 +458,8 @@ static int final_labels(struct scrape_loop *l, const char *name, const struct hs
             l->det_cur.detected != 0)
             rc = lb_merge(a, &b, "backend", scrape_backend_name(l->det_cur.primary), honor, false);
         const char *model = l->tmodel == NULL ? scrape_model_of(in, NULL) : NULL;
+        if (model == NULL && l->tmodel == NULL)
+            model = l->info_model; /* metrics-mapping 4.2: /info, /props last */
         if (rc == HS_OK && model != NULL)
             rc = lb_merge(a, &b, "model", model, honor, false);
     }
@@ -574,7 +590,7 @@ static int unified_slow(struct scrape_loop *l, struct run *r, const char *name,
 {
     struct scrape_unified_sample out[MAX_UNI];
     size_t n = 0;
-    int rc = scrape_mapping_apply(l->map, &l->det_cur, name, strlen(name), sl, v, l->tmodel,
+    int rc = scrape_mapping_apply(l->map, &l->det_cur, name, strlen(name), sl, v, loop_model(l),
                                   &l->arena, &r->acc, out, &n, r->err);
     for (size_t k = 0; rc == HS_OK && k < n; k++)
         rc = add_unified_slow(l, r, &out[k]);
@@ -642,15 +658,15 @@ static int sample_miss(struct scrape_loop *l, struct run *r, const struct scrape
     struct scrape_unified_sample out[MAX_UNI], o0[MAX_UNI], o1[MAX_UNI];
     size_t n = 0, n0 = 0, n1 = 0;
     size_t nlen = strlen(name);
-    rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, e->value, l->tmodel, &l->arena,
-                              &probe, out, &n, r->err);
+    rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, e->value, loop_model(l),
+                              &l->arena, &probe, out, &n, r->err);
     if (rc != HS_OK)
         return rc;
     bool slow = probe.n > 0 || e->value >= DCGM_BLANK;
     if (!slow && n > 0) {
-        if ((rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, 0.0, l->tmodel,
+        if ((rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, 0.0, loop_model(l),
                                        &l->arena, NULL, o0, &n0, r->err)) != HS_OK ||
-            (rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, 1.0, l->tmodel,
+            (rc = scrape_mapping_apply(l->map, &l->det_cur, name, nlen, &sl, 1.0, loop_model(l),
                                        &l->arena, NULL, o1, &n1, r->err)) != HS_OK)
             return rc;
         slow = n0 != n || n1 != n;
@@ -1035,8 +1051,15 @@ int scrape_loop_ingest(struct scrape_loop *l, int64_t start_ms, double fetch_s,
         l->det_cur = l->det_next;
         l->det_next = tmp;
         l->has_detect = true;
-        if (changed && matters)
+        if (changed && matters) {
             rc = redo(l, &r, body, len, format);
+            l->relabel = false;
+        }
+    }
+    if (rc == HS_OK && l->relabel) {
+        /* the info endpoint named the model: the series get it from now on */
+        l->relabel = false;
+        rc = redo(l, &r, body, len, format);
     }
     if (rc == HS_OK) {
         /* series of the previous attempt that did not come back */
@@ -1314,6 +1337,8 @@ void scrape_loop_free(struct scrape_loop *l)
     dcache_cleanup(&l->dcache);
     scrape_detect_cleanup(&l->det_cur);
     scrape_detect_cleanup(&l->det_next);
+    hs_free(l->info_url);
+    hs_free(l->info_model);
     scrape_relabel_scratch_cleanup(&l->scratch);
     hs_arena_cleanup(&l->arena);
     hs_buf_cleanup(&l->body);
@@ -1364,6 +1389,88 @@ void scrape_loop_request(const struct scrape_loop *l, struct scrape_fetch_reques
     out->timeout_ms = l->timeout_ms;
     out->max_body_bytes = l->job->body_size_limit;
     out->accept_gzip = true;
+}
+
+bool scrape_loop_info_request(struct scrape_loop *l, struct scrape_fetch_request *out)
+{
+    int be = l->det_cur.primary;
+    if (l->info_tried || l->tmodel != NULL || l->det_cur.detected == 0 ||
+        (be != SCRAPE_BACKEND_TGI && be != SCRAPE_BACKEND_LLAMACPP))
+        return false;
+    l->info_tried = true;
+    const char *path = be == SCRAPE_BACKEND_TGI ? "/info" : "/props";
+    const char *host = strstr(l->url, "://");
+    host = host != NULL ? host + 3 : l->url;
+    size_t base = (size_t)(host - l->url) + strcspn(host, "/?#");
+    size_t n = base + strlen(path);
+    hs_free(l->info_url);
+    l->info_url = hs_malloc(n + 1);
+    if (l->info_url == NULL)
+        return false;
+    memcpy(l->info_url, l->url, base);
+    memcpy(l->info_url + base, path, strlen(path) + 1);
+    memset(out, 0, sizeof(*out));
+    out->url = l->info_url;
+    out->accept = "application/json";
+    out->authorization = l->auth;
+    out->timeout_ms = l->timeout_ms;
+    out->max_body_bytes = 1u << 20;
+    return true;
+}
+
+/* The model an info body names, or NULL with *why set. */
+static char *info_model_of(int backend, const char *body, size_t len, const char **why)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, 0, &je);
+    char *out = NULL;
+    *why = "the answer is not a JSON object";
+    if (json_is_object(root)) {
+        static const char *const tgi[] = {"model_id", NULL};
+        static const char *const llama[] = {"model_alias", "model_path", NULL};
+        const char *const *keys = backend == SCRAPE_BACKEND_TGI ? tgi : llama;
+        *why = backend == SCRAPE_BACKEND_TGI ? "no model_id in it"
+                                             : "no model_alias or model_path in it";
+        for (size_t i = 0; keys[i] != NULL && out == NULL; i++) {
+            const char *v = json_string_value(json_object_get(root, keys[i]));
+            size_t vl = v != NULL ? strlen(v) : 0;
+            if (vl == 0)
+                continue;
+            if (vl > 1024 || !scrape__utf8_valid(v, vl)) {
+                *why = "the model name is not valid UTF-8 or longer than 1 KiB";
+                continue;
+            }
+            out = hs_strndup(v, vl);
+        }
+    }
+    json_decref(root);
+    return out;
+}
+
+void scrape_loop_info_result(struct scrape_loop *l, const struct scrape_fetch_result *res)
+{
+    const char *why = NULL;
+    char *model = NULL;
+    char status[48];
+    if (res->code != HS_OK) {
+        why = res->error != NULL && res->error[0] ? res->error : hs_strerror(res->code);
+    } else if (res->status != 200) {
+        snprintf(status, sizeof(status), "HTTP status %d", res->status);
+        why = status;
+    } else {
+        model = info_model_of(l->det_cur.primary, res->body ? res->body : "", res->body_len, &why);
+    }
+    if (model == NULL) {
+        hs_log(HS_LOG_WARN,
+               "scrape: the engine's model could not be read; its series have no model",
+               HS_LSTR("url", l->info_url ? l->info_url : l->url), HS_LSTR("reason", why));
+        return;
+    }
+    hs_log(HS_LOG_INFO, "scrape: model read from the engine", HS_LSTR("url", l->info_url),
+           HS_LSTR("model", model));
+    hs_free(l->info_model);
+    l->info_model = model;
+    l->relabel = true;
 }
 
 void scrape_loop_health(struct scrape_loop *l, struct scrape_target_health *out)

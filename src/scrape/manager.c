@@ -203,23 +203,34 @@ static void schedule(struct mtarget *t, int64_t now_ms)
     event_add(t->timer, &tv);
 }
 
+/* A fetch of 't' completed: true when the target was removed meanwhile
+ * (it is freed now and the result is dropped). */
+static bool target_settle(struct mtarget *t)
+{
+    struct scrape_manager *m = t->m;
+    t->is_in_flight = false;
+    if (!t->is_removed)
+        return false;
+    pthread_mutex_lock(&m->mu);
+    for (struct mtarget **pp = &m->zombies; *pp; pp = &(*pp)->znext) {
+        if (*pp == t) {
+            *pp = t->znext;
+            break;
+        }
+    }
+    target_free(m, t, true);
+    pthread_mutex_unlock(&m->mu);
+    return true;
+}
+
+static void info_done(void *arg, const struct scrape_fetch_result *res);
+
 static void fetch_done(void *arg, const struct scrape_fetch_result *res)
 {
     struct mtarget *t = arg;
     struct scrape_manager *m = t->m;
-    t->is_in_flight = false;
-    if (t->is_removed) {
-        pthread_mutex_lock(&m->mu);
-        for (struct mtarget **pp = &m->zombies; *pp; pp = &(*pp)->znext) {
-            if (*pp == t) {
-                *pp = t->znext;
-                break;
-            }
-        }
-        target_free(m, t, true);
-        pthread_mutex_unlock(&m->mu);
+    if (target_settle(t))
         return;
-    }
     double fetch_s = (double)(hs_mono_ns() - t->start_ns) / 1e9;
     struct scrape_target_health before;
     scrape_loop_health(t->loop, &before);
@@ -229,6 +240,27 @@ static void fetch_done(void *arg, const struct scrape_fetch_result *res)
         (before.health != SCRAPE_HEALTH_DOWN || strcmp(before.last_error, err.msg) != 0))
         hs_log(HS_LOG_WARN, "scrape failed", HS_LSTR("url", scrape_loop_url(t->loop)),
                HS_LSTR("err", err.msg));
+    /* an engine without model labels: ask it for its model, as the target's
+     * in-flight request (a tick that comes meanwhile is skipped) */
+    struct scrape_fetch_request rq;
+    if (rc == HS_OK && scrape_loop_info_request(t->loop, &rq)) {
+        t->is_in_flight = true;
+        if (m->o.fetcher.fetch(m->o.fetcher.arg, m->base, &rq, info_done, t) != HS_OK) {
+            t->is_in_flight = false;
+            struct scrape_fetch_result fail = {0};
+            fail.code = HS_EIO;
+            fail.error = "the request could not be started";
+            scrape_loop_info_result(t->loop, &fail);
+        }
+    }
+}
+
+static void info_done(void *arg, const struct scrape_fetch_result *res)
+{
+    struct mtarget *t = arg;
+    if (target_settle(t))
+        return;
+    scrape_loop_info_result(t->loop, res);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -185,6 +185,24 @@ uint64_t scrape_loop_key(const struct scrape_loop *l);
 /* Fill the request the loop sends ('out' borrows the loop's strings). */
 void scrape_loop_request(const struct scrape_loop *l, struct scrape_fetch_request *out);
 
+/*
+ * Engines whose series carry no model (TGI, llama.cpp) name it on an info
+ * endpoint (metrics-mapping.md 4.2).  Once the loop has detected such an
+ * engine and no model is configured, this fills 'out' with that request
+ * (TGI GET /info, llama.cpp GET /props, on the scrape URL's scheme, host
+ * and port, with the scrape's credentials) and returns true; once per loop,
+ * so a target re-created by discovery asks again.  'out' borrows the
+ * loop's strings.  Loop thread.
+ */
+bool scrape_loop_info_request(struct scrape_loop *l, struct scrape_fetch_request *out);
+/*
+ * The answer to that request: TGI's model_id, llama.cpp's model_alias or
+ * else model_path (verbatim) becomes the `model` of the target's series and
+ * unified series from the next scrape on; the series without it get stale
+ * markers then.  A failure is logged and leaves the series without a model.
+ */
+void scrape_loop_info_result(struct scrape_loop *l, const struct scrape_fetch_result *res);
+
 /* Copy health / counters.  Threading: any thread. */
 void scrape_loop_health(struct scrape_loop *l, struct scrape_target_health *out);
 void scrape_loop_get_stats(struct scrape_loop *l, struct scrape_stats *out);

@@ -37,12 +37,30 @@ static int fake_fetch(void *arg, struct event_base *base, const struct scrape_fe
         f->calls_by_port[port]++;
     snprintf(f->last_accept, sizeof(f->last_accept), "%s", req->accept);
     pthread_mutex_unlock(&f->mu);
-    char body[128];
+    char body[256];
     snprintf(body, sizeof(body), "# TYPE m gauge\nm{p=\"%d\"} %d\n", port, port);
     struct scrape_fetch_result r = {0};
     r.code = HS_OK;
     r.status = 200;
     r.content_type = "text/plain; version=0.0.4";
+    /* 9005 and 9007: TGI (9007's /info fails); 9006: llama.cpp */
+    bool info = strstr(req->url, "/info") != NULL, props = strstr(req->url, "/props") != NULL;
+    if ((port == 5 || port == 7) && !info)
+        snprintf(body, sizeof(body),
+                 "# TYPE tgi_request_count counter\ntgi_request_count 4\n"
+                 "# TYPE tgi_queue_size gauge\ntgi_queue_size 2\n");
+    else if (port == 5 && info)
+        snprintf(body, sizeof(body), "{\"model_id\":\"mistralai/Mistral-7B-Instruct-v0.3\"}");
+    else if (port == 7 && info)
+        r.status = 500;
+    else if (port == 6 && !props)
+        snprintf(body, sizeof(body),
+                 "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 9\n"
+                 "# TYPE llamacpp:requests_processing gauge\nllamacpp:requests_processing 1\n");
+    else if (port == 6 && props)
+        snprintf(body, sizeof(body),
+                 "{\"model_alias\":\"\",\"model_path\":"
+                 "\"/models/qwen2.5-7b-q4_k_m.gguf\"}");
     r.body = body;
     r.body_len = strlen(body);
     if (port == 9) {
@@ -339,6 +357,74 @@ static void manager_follows_file_sd_changes(void **state)
     env_close(&e);
 }
 
+/* The value of label 'want' on the newest series named 'name' with l=v. */
+static bool label_of(struct env *e, const char *name, const char *l, const char *v,
+                     const char *want, char *out, size_t n)
+{
+    struct tsdb_matcher m[2];
+    struct hs_err err;
+    assert_int_equal(tsdb_matcher_init(&m[0], TSDB_MATCH_EQ, "__name__", name, &err), HS_OK);
+    assert_int_equal(tsdb_matcher_init(&m[1], TSDB_MATCH_EQ, l, v, &err), HS_OK);
+    struct tsdb_querier *q = tsdb_querier_new(e->db, 0, INT64_MAX / 2);
+    struct tsdb_series_set *s = NULL;
+    assert_int_equal(tsdb_querier_select(q, m, 2, 0, &s, &err), HS_OK);
+    bool found = false;
+    while (tsdb_series_set_next(s)) {
+        const char *x = hs_labels_get(tsdb_series_set_labels(s), want);
+        if (x != NULL) {
+            snprintf(out, n, "%s", x);
+            found = true;
+        }
+    }
+    tsdb_series_set_free(s);
+    tsdb_querier_free(q);
+    tsdb_matcher_cleanup(&m[0]);
+    tsdb_matcher_cleanup(&m[1]);
+    return found;
+}
+
+static void engines_without_model_labels_get_it_from_their_info_endpoint(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    struct hs_err err;
+    assert_int_equal(scrape_manager_apply(e.m,
+                                          config("scrape_configs:\n"
+                                                 "  - job_name: eng\n"
+                                                 "    scrape_interval: 50ms\n"
+                                                 "    scrape_timeout: 40ms\n"
+                                                 "    static_configs:\n"
+                                                 "      - targets: ['127.0.0.1:9005', "
+                                                 "'127.0.0.1:9006', '127.0.0.1:9007']\n"),
+                                          &err),
+                     HS_OK);
+    char model[256] = "";
+    bool tgi = false, llama = false;
+    for (int i = 0; i < 300 && !(tgi && llama); i++) {
+        usleep(10000);
+        tgi = label_of(&e, "tgi_request_count", "instance", "127.0.0.1:9005", "model", model,
+                       sizeof(model)) &&
+              strcmp(model, "mistralai/Mistral-7B-Instruct-v0.3") == 0;
+        llama = label_of(&e, "llamacpp:prompt_tokens_total", "instance", "127.0.0.1:9006", "model",
+                         model, sizeof(model)) &&
+                strcmp(model, "/models/qwen2.5-7b-q4_k_m.gguf") == 0;
+    }
+    assert_true(tgi);
+    assert_true(llama);
+    /* the unified series carry it too; the series from before have ended */
+    assert_true(label_of(&e, "llm_server_requests_running", "instance", "127.0.0.1:9006", "model",
+                         model, sizeof(model)));
+    assert_string_equal(model, "/models/qwen2.5-7b-q4_k_m.gguf");
+    /* /info failing leaves the series without a model, and the target up */
+    wait_calls(&e, 7, 3);
+    assert_false(label_of(&e, "tgi_request_count", "instance", "127.0.0.1:9007", "model", model,
+                          sizeof(model)));
+    double v;
+    assert_true(last_value(&e, "up", "instance", "127.0.0.1:9007", &v) && v == 1);
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +432,7 @@ int main(void)
         cmocka_unit_test(manager_writes_the_targets_api_json),
         cmocka_unit_test(manager_reload_keeps_unchanged_targets_and_stales_removed_ones),
         cmocka_unit_test(manager_follows_file_sd_changes),
+        cmocka_unit_test(engines_without_model_labels_get_it_from_their_info_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
