@@ -210,6 +210,11 @@ static int scrape_metrics(void *arg, struct hs_buf *out)
          (double)st.targets_up},
         {"holoscope_scrape_targets_down", "gauge", "Targets whose last scrape failed.",
          (double)st.targets_down},
+        {"holoscope_sd_http_refreshes_total", "counter", "Polls of http_sd_configs endpoints.",
+         (double)st.sd_http_refreshes},
+        {"holoscope_sd_http_failures_total", "counter",
+         "http_sd_configs polls that failed (the last good targets are kept).",
+         (double)st.sd_http_failures},
     };
     int rc = HS_OK;
     for (size_t i = 0; i < HS_ARRAY_LEN(fams) && rc == HS_OK; i++) {

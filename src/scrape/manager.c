@@ -29,8 +29,10 @@
 #include <event2/thread.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* A configuration shared by the loops built from it. */
@@ -62,8 +64,26 @@ struct mdropped {
     struct hs_labels *discovered;
 };
 
+/* One http_sd_configs endpoint of a job: polled every refresh_ms, its
+ * last good target groups kept (a failed poll keeps them, as Prometheus). */
+struct msdhttp {
+    struct scrape_manager *m;
+    struct mjob *job; /* NULL once the job is gone: the pending fetch frees it */
+    char *url;        /* owned */
+    int64_t refresh_ms;
+    struct event *timer;
+    bool is_in_flight;
+    struct hs_arena arena; /* groups below */
+    struct scrape_target_group *groups;
+    size_t ngroups;
+    char last_err[600];    /* last failure logged; "" after a success */
+    struct msdhttp *onext; /* in m->sd_orphans while orphaned in flight */
+};
+
 struct mjob {
     struct scrape_manager *m;
+    struct msdhttp **http; /* one per http_sd_configs entry */
+    size_t nhttp;
     char *name;
     const struct scrape_job *job; /* of the current configuration */
     uint64_t fp;
@@ -88,7 +108,9 @@ struct scrape_manager {
     struct cfgref *cur;
     struct mtarget **targets;
     size_t ntargets, cap;
-    struct mtarget *zombies; /* removed, waiting for their fetch to complete */
+    struct mtarget *zombies;    /* removed, waiting for their fetch to complete */
+    struct msdhttp *sd_orphans; /* http SD endpoints of gone jobs with a fetch in flight */
+    uint64_t sd_http_refreshes, sd_http_failures;
     struct mjob **jobs;
     size_t njobs;
     struct scrape_config *pending;
@@ -344,7 +366,26 @@ static int job_sync(struct scrape_manager *m, struct mjob *j, struct hs_err *err
 {
     struct scrape_target_list tl;
     scrape_target_list_init(&tl);
-    int rc = scrape_targets_build(j->job, j->sd.groups, j->sd.ngroups, &tl, err);
+    /* file_sd groups, then each http_sd endpoint's */
+    const struct scrape_target_group *groups = j->sd.groups;
+    size_t ngroups = j->sd.ngroups;
+    struct scrape_target_group *all = NULL;
+    if (j->nhttp > 0) {
+        for (size_t i = 0; i < j->nhttp; i++)
+            ngroups += j->http[i]->ngroups;
+        all = hs_calloc(ngroups + 1, sizeof(*all));
+        if (all == NULL)
+            return hs_err_set(err, HS_ENOMEM, "out of memory");
+        size_t o = 0;
+        for (size_t i = 0; i < j->sd.ngroups; i++)
+            all[o++] = j->sd.groups[i];
+        for (size_t i = 0; i < j->nhttp; i++)
+            for (size_t k = 0; k < j->http[i]->ngroups; k++)
+                all[o++] = j->http[i]->groups[k];
+        groups = all;
+    }
+    int rc = scrape_targets_build(j->job, groups, ngroups, &tl, err);
+    hs_free(all);
     if (rc != HS_OK) {
         scrape_target_list_cleanup(&tl);
         return rc;
@@ -458,8 +499,186 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
                HS_LSTR("err", err.msg));
 }
 
+/* ---- http_sd_configs ------------------------------------------------------------- */
+
+static void sdhttp_free(struct msdhttp *h)
+{
+    if (h->timer != NULL)
+        event_free(h->timer);
+    hs_arena_cleanup(&h->arena);
+    hs_free(h->url);
+    hs_free(h);
+}
+
+/* Leaves 'h' to its pending fetch, or frees it now.  Caller holds mu. */
+static void sdhttp_retire(struct scrape_manager *m, struct msdhttp *h)
+{
+    h->job = NULL;
+    if (h->timer != NULL) {
+        event_free(h->timer);
+        h->timer = NULL;
+    }
+    if (!h->is_in_flight) {
+        sdhttp_free(h);
+        return;
+    }
+    h->onext = m->sd_orphans;
+    m->sd_orphans = h;
+}
+
+static void sdhttp_fail(struct msdhttp *h, const char *why)
+{
+    h->m->sd_http_failures++;
+    if (strcmp(h->last_err, why) != 0) {
+        snprintf(h->last_err, sizeof(h->last_err), "%s", why);
+        hs_log(HS_LOG_WARN, "scrape: http_sd refresh failed; keeping the last targets",
+               HS_LSTR("job", h->job->name), HS_LSTR("url", h->url), HS_LSTR("err", why));
+    }
+}
+
+static void sdhttp_done(void *arg, const struct scrape_fetch_result *res)
+{
+    struct msdhttp *h = arg;
+    struct scrape_manager *m = h->m;
+    pthread_mutex_lock(&m->mu);
+    h->is_in_flight = false;
+    if (h->job == NULL) { /* the job went away meanwhile */
+        for (struct msdhttp **pp = &m->sd_orphans; *pp; pp = &(*pp)->onext)
+            if (*pp == h) {
+                *pp = h->onext;
+                break;
+            }
+        sdhttp_free(h);
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    m->sd_http_refreshes++;
+    char why[600];
+    const char *ct = res->content_type != NULL ? res->content_type : "";
+    if (res->code != HS_OK) {
+        snprintf(why, sizeof(why), "%s",
+                 res->error != NULL && res->error[0] ? res->error : hs_strerror(res->code));
+    } else if (res->status != 200) {
+        snprintf(why, sizeof(why), "server returned HTTP status %d %s", res->status,
+                 http_status_text(res->status));
+    } else if (strncasecmp(ct, "application/json", 16) != 0) {
+        snprintf(why, sizeof(why), "unsupported content type \"%s\" (want application/json)", ct);
+    } else {
+        struct hs_arena a;
+        hs_arena_init(&a, 16384, 0);
+        struct scrape_target_group *g = NULL;
+        size_t n = 0;
+        struct hs_err perr;
+        hs_err_clear(&perr);
+        int rc = scrape_sd_http_parse(h->url, res->body ? res->body : "", res->body_len, &a, &g, &n,
+                                      &perr);
+        if (rc == HS_OK) {
+            hs_arena_cleanup(&h->arena);
+            h->arena = a;
+            h->groups = g;
+            h->ngroups = n;
+            if (h->last_err[0] != '\0')
+                hs_log(HS_LOG_INFO, "scrape: http_sd refresh works again",
+                       HS_LSTR("job", h->job->name), HS_LSTR("url", h->url));
+            h->last_err[0] = '\0';
+            struct hs_err err;
+            if (job_sync(m, h->job, &err) != HS_OK)
+                hs_log(HS_LOG_WARN, "scrape: applying http_sd targets failed",
+                       HS_LSTR("job", h->job->name), HS_LSTR("err", err.msg));
+            pthread_mutex_unlock(&m->mu);
+            return;
+        }
+        hs_arena_cleanup(&a);
+        snprintf(why, sizeof(why), "%s", perr.msg);
+    }
+    sdhttp_fail(h, why);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void sdhttp_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct msdhttp *h = arg;
+    struct scrape_manager *m = h->m;
+    pthread_mutex_lock(&m->mu);
+    if (h->is_in_flight || h->job == NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    struct scrape_fetch_request rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.url = h->url;
+    rq.accept = "application/json";
+    rq.timeout_ms = h->refresh_ms < 30000 ? h->refresh_ms : 30000;
+    rq.max_body_bytes = SCRAPE_SD_FILE_MAX_BYTES;
+    rq.accept_gzip = true;
+    h->is_in_flight = true;
+    pthread_mutex_unlock(&m->mu);
+    int rc = m->o.fetcher.fetch(m->o.fetcher.arg, m->base, &rq, sdhttp_done, h);
+    if (rc != HS_OK) {
+        struct scrape_fetch_result res = {0};
+        res.code = rc;
+        res.error = "the request could not be started";
+        sdhttp_done(h, &res);
+    }
+}
+
+/* Brings a job's http SD endpoints in line with its configuration: an
+ * endpoint whose URL stays keeps its targets, new ones are polled at once.
+ * Caller holds mu, on the loop thread. */
+static int job_sdhttp(struct scrape_manager *m, struct mjob *j, struct hs_err *err)
+{
+    const struct scrape_job *job = j->job;
+    struct msdhttp **v = hs_calloc(job->nhttp_sd + 1, sizeof(*v));
+    if (v == NULL)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < job->nhttp_sd; i++) {
+        const struct scrape_http_sd_config *c = &job->http_sd_configs[i];
+        for (size_t k = 0; k < j->nhttp && v[i] == NULL; k++)
+            if (j->http[k] != NULL && strcmp(j->http[k]->url, c->url) == 0) {
+                v[i] = j->http[k];
+                j->http[k] = NULL;
+            }
+        bool fresh = v[i] == NULL;
+        if (fresh) {
+            struct msdhttp *h = hs_calloc(1, sizeof(*h));
+            if (h == NULL || (h->url = hs_strdup(c->url)) == NULL ||
+                (h->timer = event_new(m->base, -1, EV_PERSIST, sdhttp_timer_cb, h)) == NULL) {
+                if (h != NULL)
+                    hs_free(h->url);
+                hs_free(h);
+                for (size_t k = 0; k < i; k++) /* put back what was taken */
+                    sdhttp_retire(m, v[k]);
+                hs_free(v);
+                return hs_err_set(err, HS_ENOMEM, "out of memory");
+            }
+            h->m = m;
+            hs_arena_init(&h->arena, 16384, 0);
+            v[i] = h;
+        }
+        v[i]->job = j;
+        v[i]->refresh_ms = c->refresh_interval_ms > 0 ? c->refresh_interval_ms : 60000;
+        struct timeval tv = {(time_t)(v[i]->refresh_ms / 1000),
+                             (suseconds_t)((v[i]->refresh_ms % 1000) * 1000)};
+        event_add(v[i]->timer, &tv);
+        if (fresh)
+            event_active(v[i]->timer, EV_TIMEOUT, 0);
+    }
+    for (size_t k = 0; k < j->nhttp; k++)
+        if (j->http[k] != NULL)
+            sdhttp_retire(m, j->http[k]);
+    hs_free(j->http);
+    j->http = v;
+    j->nhttp = job->nhttp_sd;
+    return HS_OK;
+}
+
 static void job_free(struct mjob *j)
 {
+    for (size_t i = 0; i < j->nhttp; i++)
+        sdhttp_retire(j->m, j->http[i]);
+    hs_free(j->http);
     if (j->refresh != NULL)
         event_free(j->refresh);
     scrape_sd_file_cleanup(&j->sd);
@@ -532,7 +751,9 @@ static int apply(struct scrape_manager *m, struct scrape_config *cfg, struct hs_
             event_free(j->refresh);
             j->refresh = NULL;
         }
-        rc = job_sync(m, j, err);
+        rc = job_sdhttp(m, j, err);
+        if (rc == HS_OK)
+            rc = job_sync(m, j, err);
     }
     if (rc != HS_OK) {
         /* keep what runs; the new configuration serves only the jobs synced */
@@ -674,6 +895,11 @@ void scrape_manager_free(struct scrape_manager *m)
     for (size_t i = 0; i < m->njobs; i++)
         job_free(m->jobs[i]);
     hs_free(m->jobs);
+    while (m->sd_orphans != NULL) { /* their fetches were cancelled by the fetcher's shutdown */
+        struct msdhttp *h = m->sd_orphans;
+        m->sd_orphans = h->onext;
+        sdhttp_free(h);
+    }
     if (m->cur != NULL)
         cfg_unref(m, m->cur);
     while (m->cfgs != NULL) { /* only targets freed on a cancelled fetch hold these */
@@ -698,6 +924,8 @@ void scrape_manager_get_stats(struct scrape_manager *m, struct scrape_stats *out
     pthread_mutex_lock(&m->mu);
     *out = m->gone;
     out->targets_up = out->targets_down = out->targets_unknown = 0;
+    out->sd_http_refreshes = m->sd_http_refreshes;
+    out->sd_http_failures = m->sd_http_failures;
     for (size_t i = 0; i < m->ntargets; i++) {
         struct scrape_stats st;
         struct scrape_target_health h;

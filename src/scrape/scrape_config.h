@@ -290,6 +290,15 @@ HS_MUST_CHECK int scrape_sd_file_parse(const char *path, const char *text, size_
                                        struct hs_arena *arena, struct scrape_target_group **out,
                                        size_t *nout, struct hs_err *err);
 
+/*
+ * Parse the body of an http_sd_configs endpoint: a JSON list of
+ * {targets, labels} as file_sd's JSON; each group gets __meta_url = 'url'.
+ * Errors as scrape_sd_file_parse, naming the URL.
+ */
+HS_MUST_CHECK int scrape_sd_http_parse(const char *url, const char *text, size_t len,
+                                       struct hs_arena *arena, struct scrape_target_group **out,
+                                       size_t *nout, struct hs_err *err);
+
 struct scrape_sd_file_entry;
 /* The discovered state of one job's file_sd_configs. */
 struct scrape_sd_file {

@@ -123,6 +123,7 @@ struct scrape_stats {
     uint64_t exceeded_label_limits; /* scrapes failed on a label limit */
     uint64_t exceeded_body_size;    /* scrapes failed on body_size_limit */
     uint64_t targets_up, targets_down, targets_unknown; /* manager only */
+    uint64_t sd_http_refreshes, sd_http_failures;       /* manager only: http_sd polls */
 };
 
 /* Health of one target, as /api/v1/targets shows it. */

@@ -8,6 +8,9 @@
  * FILE:LINE:COL from the YAML tree; JSON syntax errors carry the parser's
  * line and column, and JSON structure errors name the group and key.
  *
+ * scrape_sd_http_parse reads the same JSON list as an http_sd_configs
+ * endpoint returns it, with __meta_url = the endpoint's URL.
+ *
  * Refreshing is an mtime poll (scrape_sd_file_refresh, called by the
  * scheduler at refresh_interval): globs are expanded again, files whose
  * mtime or size changed are re-read, vanished files are forgotten.  As in
@@ -41,6 +44,7 @@ struct scrape_sd_file_entry {
 
 struct gbuild {
     const char *path;
+    const char *meta; /* the label naming the source: __meta_filepath or __meta_url */
     struct hs_arena *a;
     struct scrape_target_group *g;
     size_t n;
@@ -49,7 +53,7 @@ struct gbuild {
 
 static int add_meta(struct gbuild *b, struct scrape_target_group *g, size_t nlabels)
 {
-    g->labels.v[nlabels].name = "__meta_filepath";
+    g->labels.v[nlabels].name = b->meta;
     g->labels.v[nlabels].value = b->path;
     g->labels.n = nlabels + 1;
     hs_labels_sort(&g->labels);
@@ -251,10 +255,24 @@ int scrape_sd_file_parse(const char *path, const char *text, size_t len, struct 
 {
     *out = NULL;
     *nout = 0;
-    struct gbuild b = {path, arena, NULL, 0, err};
+    struct gbuild b = {path, "__meta_filepath", arena, NULL, 0, err};
     size_t pl = strlen(path);
     bool is_json = pl >= 5 && strcasecmp(path + pl - 5, ".json") == 0;
     int rc = is_json ? parse_json(&b, text, len) : parse_yaml(&b, text, len);
+    if (rc != HS_OK)
+        return rc;
+    *out = b.g;
+    *nout = b.n;
+    return HS_OK;
+}
+
+int scrape_sd_http_parse(const char *url, const char *text, size_t len, struct hs_arena *arena,
+                         struct scrape_target_group **out, size_t *nout, struct hs_err *err)
+{
+    *out = NULL;
+    *nout = 0;
+    struct gbuild b = {url, "__meta_url", arena, NULL, 0, err};
+    int rc = parse_json(&b, text, len);
     if (rc != HS_OK)
         return rc;
     *out = b.g;

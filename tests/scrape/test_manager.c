@@ -21,6 +21,9 @@ struct fake {
     int calls_by_port[10];
     char last_accept[256];
     bool is_shut;
+    char sd_body[256]; /* what the http SD endpoint (port 9000) answers */
+    int sd_status;
+    const char *sd_type;
 };
 
 /* Port 9000+i answers "m{p="i"} i"; 9009 is refused; 9008 answers 503. */
@@ -63,6 +66,14 @@ static int fake_fetch(void *arg, struct event_base *base, const struct scrape_fe
                  "\"/models/qwen2.5-7b-q4_k_m.gguf\"}");
     r.body = body;
     r.body_len = strlen(body);
+    if (port == 0) {
+        pthread_mutex_lock(&f->mu);
+        snprintf(body, sizeof(body), "%s", f->sd_body);
+        r.status = f->sd_status;
+        r.content_type = f->sd_type;
+        pthread_mutex_unlock(&f->mu);
+        r.body_len = strlen(body);
+    }
     if (port == 9) {
         r.code = HS_EIO;
         r.error = "connect 127.0.0.1:9009: connection refused";
@@ -425,6 +436,82 @@ static void engines_without_model_labels_get_it_from_their_info_endpoint(void **
     env_close(&e);
 }
 
+static void sd_answer(struct env *e, int status, const char *type, const char *body)
+{
+    pthread_mutex_lock(&e->fake.mu);
+    e->fake.sd_status = status;
+    e->fake.sd_type = type;
+    snprintf(e->fake.sd_body, sizeof(e->fake.sd_body), "%s", body);
+    pthread_mutex_unlock(&e->fake.mu);
+}
+
+static bool has_target(struct env *e, const char *job, const char *inst)
+{
+    struct scrape_target_health h;
+    return scrape_manager_target_health(e->m, job, inst, &h) == HS_OK;
+}
+
+static void http_sd_targets_follow_the_endpoint_and_survive_its_failures(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    struct hs_err err;
+    sd_answer(&e, 200, "application/json",
+              "[{\"targets\":[\"127.0.0.1:9001\"],\"labels\":{\"zone\":\"a\"}}]");
+    assert_int_equal(scrape_manager_apply(e.m,
+                                          config("scrape_configs:\n"
+                                                 "  - job_name: h\n"
+                                                 "    scrape_interval: 50ms\n"
+                                                 "    scrape_timeout: 40ms\n"
+                                                 "    http_sd_configs:\n"
+                                                 "      - url: http://127.0.0.1:9000/sd\n"
+                                                 "        refresh_interval: 100ms\n"),
+                                          &err),
+                     HS_OK);
+    for (int i = 0; i < 300 && !has_target(&e, "h", "127.0.0.1:9001"); i++)
+        usleep(10000);
+    assert_true(has_target(&e, "h", "127.0.0.1:9001"));
+    wait_calls(&e, 1, 2);
+    double v;
+    assert_true(last_value(&e, "m", "zone", "a", &v) && v == 1);
+    /* the list changes: the new target comes, the old one goes */
+    sd_answer(&e, 200, "application/json; charset=utf-8",
+              "[{\"targets\":[\"127.0.0.1:9002\"],\"labels\":{\"zone\":\"b\"}}]");
+    for (int i = 0; i < 300 && has_target(&e, "h", "127.0.0.1:9001"); i++)
+        usleep(10000);
+    assert_false(has_target(&e, "h", "127.0.0.1:9001"));
+    assert_true(has_target(&e, "h", "127.0.0.1:9002"));
+    /* failures keep the last good targets and are counted */
+    struct scrape_stats st;
+    scrape_manager_get_stats(e.m, &st);
+    uint64_t failed = st.sd_http_failures;
+    assert_int_equal(failed, 0);
+    sd_answer(&e, 500, "text/plain", "boom");
+    wait_calls(&e, 0, 2);
+    sd_answer(&e, 200, "text/html", "<html>");
+    wait_calls(&e, 0, 2);
+    sd_answer(&e, 200, "application/json", "[{\"targets\": 7}]");
+    wait_calls(&e, 0, 2);
+    scrape_manager_get_stats(e.m, &st);
+    assert_true(st.sd_http_failures >= 6);
+    assert_true(st.sd_http_refreshes >= st.sd_http_failures + 2);
+    assert_true(has_target(&e, "h", "127.0.0.1:9002"));
+    wait_calls(&e, 2, 2);
+    /* a reload that keeps the URL keeps the targets; dropping it removes them */
+    assert_int_equal(scrape_manager_apply(e.m,
+                                          config("scrape_configs:\n"
+                                                 "  - job_name: h\n"
+                                                 "    scrape_interval: 50ms\n"
+                                                 "    static_configs:\n"
+                                                 "      - targets: ['127.0.0.1:9003']\n"),
+                                          &err),
+                     HS_OK);
+    assert_false(has_target(&e, "h", "127.0.0.1:9002"));
+    assert_true(has_target(&e, "h", "127.0.0.1:9003"));
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +520,7 @@ int main(void)
         cmocka_unit_test(manager_reload_keeps_unchanged_targets_and_stales_removed_ones),
         cmocka_unit_test(manager_follows_file_sd_changes),
         cmocka_unit_test(engines_without_model_labels_get_it_from_their_info_endpoint),
+        cmocka_unit_test(http_sd_targets_follow_the_endpoint_and_survive_its_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
