@@ -21,9 +21,17 @@
 
 struct hcall;
 
+/* A client for one job's tls_config. */
+struct hclient {
+    struct hclient *next;
+    char *key; /* the TLS settings, newline-joined */
+    struct http_client *client;
+};
+
 struct hfetch {
     struct http_client_config cfg;
-    struct http_client *client;
+    struct http_client *client; /* the default one */
+    struct hclient *tls_clients;
     struct event_base *base;
     struct hcall *calls; /* in flight: freed here when the client cancels them */
 };
@@ -85,6 +93,55 @@ static void on_done(void *arg, const struct http_client_result *res)
     done(done_arg, &r);
 }
 
+static void tls_clients_free(struct hfetch *f)
+{
+    while (f->tls_clients != NULL) {
+        struct hclient *h = f->tls_clients;
+        f->tls_clients = h->next;
+        http_client_free(h->client);
+        hs_free(h->key);
+        hs_free(h);
+    }
+}
+
+/* The client for a job's tls_config, created on first use. */
+static struct http_client *tls_client(struct hfetch *f, const struct scrape_tls_config *t,
+                                      struct hs_err *err)
+{
+    char key[8192];
+    int n = snprintf(key, sizeof(key), "%s\n%s\n%s\n%s\n%d", t->ca_file ? t->ca_file : "",
+                     t->cert_file ? t->cert_file : "", t->key_file ? t->key_file : "",
+                     t->server_name ? t->server_name : "", t->insecure_skip_verify ? 1 : 0);
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        hs_err_set(err, HS_EINVAL, "file names too long");
+        return NULL;
+    }
+    for (struct hclient *h = f->tls_clients; h != NULL; h = h->next)
+        if (strcmp(h->key, key) == 0)
+            return h->client;
+    struct http_client_config cfg = f->cfg;
+    cfg.tls.ca_file = t->ca_file;
+    cfg.tls.cert_file = t->cert_file;
+    cfg.tls.key_file = t->key_file;
+    cfg.tls.server_name = t->server_name;
+    cfg.tls.insecure_skip_verify = t->insecure_skip_verify;
+    struct hclient *h = hs_calloc(1, sizeof(*h));
+    if (h == NULL || (h->key = hs_strdup(key)) == NULL) {
+        hs_free(h);
+        hs_err_set(err, HS_ENOMEM, "out of memory");
+        return NULL;
+    }
+    h->client = http_client_new(f->base, &cfg, err);
+    if (h->client == NULL) {
+        hs_free(h->key);
+        hs_free(h);
+        return NULL;
+    }
+    h->next = f->tls_clients;
+    f->tls_clients = h;
+    return h->client;
+}
+
 static int hfetch_fetch(void *arg, struct event_base *base, const struct scrape_fetch_request *req,
                         scrape_fetch_done_fn *done, void *done_arg)
 {
@@ -92,12 +149,24 @@ static int hfetch_fetch(void *arg, struct event_base *base, const struct scrape_
     struct hs_err err;
     if (f->client == NULL || f->base != base) {
         http_client_free(f->client);
+        tls_clients_free(f);
         f->base = base;
         f->client = http_client_new(base, &f->cfg, &err);
         if (f->client == NULL) {
             hs_log(HS_LOG_ERROR, "scrape: cannot create the http client", HS_LSTR("err", err.msg));
             return err.code ? err.code : HS_ENOMEM;
         }
+    }
+    struct http_client *client = f->client;
+    if (req->tls != NULL && (client = tls_client(f, req->tls, &err)) == NULL) {
+        /* a bad tls_config fails the scrape with the reason, as a failed connection does */
+        char msg[600];
+        snprintf(msg, sizeof(msg), "tls_config: %s", err.msg);
+        struct scrape_fetch_result r = {0};
+        r.code = err.code ? err.code : HS_EINVAL;
+        r.error = msg;
+        done(done_arg, &r);
+        return HS_OK;
     }
     struct hcall *c = hs_calloc(1, sizeof(*c));
     if (c == NULL)
@@ -125,7 +194,7 @@ static int hfetch_fetch(void *arg, struct event_base *base, const struct scrape_
     rq.max_response_bytes = req->max_body_bytes;
     rq.decompress_gzip = req->accept_gzip;
     struct http_client_callbacks cb = {on_headers, NULL, on_done};
-    int rc = http_client_request(f->client, &rq, &cb, c, NULL, &err);
+    int rc = http_client_request(client, &rq, &cb, c, NULL, &err);
     if (rc == HS_OK) {
         c->next = f->calls;
         if (f->calls != NULL)
@@ -144,6 +213,7 @@ static void hfetch_shutdown(void *arg)
     struct hfetch *f = arg;
     http_client_free(f->client); /* cancels: no on_done fires */
     f->client = NULL;
+    tls_clients_free(f);
     f->base = NULL;
     while (f->calls != NULL) {
         struct hcall *c = f->calls;

@@ -1389,6 +1389,7 @@ void scrape_loop_request(const struct scrape_loop *l, struct scrape_fetch_reques
     out->timeout_ms = l->timeout_ms;
     out->max_body_bytes = l->job->body_size_limit;
     out->accept_gzip = true;
+    out->tls = l->job->has_tls ? &l->job->tls : NULL;
 }
 
 bool scrape_loop_info_request(struct scrape_loop *l, struct scrape_fetch_request *out)
@@ -1415,6 +1416,7 @@ bool scrape_loop_info_request(struct scrape_loop *l, struct scrape_fetch_request
     out->authorization = l->auth;
     out->timeout_ms = l->timeout_ms;
     out->max_body_bytes = 1u << 20;
+    out->tls = l->job->has_tls ? &l->job->tls : NULL;
     return true;
 }
 

@@ -45,6 +45,7 @@ struct scrape_fetch_request {
     int64_t timeout_ms;        /* whole request deadline */
     uint64_t max_body_bytes;   /* 0 = no limit; beyond it the fetch fails with HS_ETOOBIG */
     bool accept_gzip;          /* send Accept-Encoding: gzip */
+    const struct scrape_tls_config *tls; /* the job's tls_config, or NULL: the fetcher's */
 };
 
 /* What a fetch delivered.  Borrowed by the completion callback only. */
@@ -88,8 +89,11 @@ struct scrape_fetcher {
  * client is created on the manager's event_base at the first fetch and
  * freed by the fetcher's shutdown (cancelling calls in flight).  'cfg' is
  * copied, its strings borrowed until the fetcher is freed (NULL =
- * http_client_config_defaults); its TLS settings apply to
- * every https target.  Requests carry Accept, Accept-Encoding: gzip (the
+ * http_client_config_defaults); its TLS settings apply to every https
+ * target of a job without tls_config.  A request with a job's tls_config
+ * goes through a client of its own for each distinct set of TLS settings
+ * (created on first use, its files loaded then: a bad file fails the
+ * scrapes of that job with the reason).  Requests carry Accept, Accept-Encoding: gzip (the
  * body arrives inflated), Authorization when the job has credentials,
  * User-Agent and X-Prometheus-Scrape-Timeout-Seconds; the total timeout is
  * the target's scrape_timeout and the body ceiling its body_size_limit.
