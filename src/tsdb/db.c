@@ -379,6 +379,10 @@ void tsdb_get_stats(struct tsdb *db, struct tsdb_stats *out)
     out->blocks_deleted = atomic_load(&db->st.blocks_deleted);
     out->blocks_cut = atomic_load(&db->st.blocks_cut);
     out->blocks_compacted = atomic_load(&db->st.blocks_compacted);
+    out->head_cuts_failed = atomic_load(&db->st.cuts_failed);
+    out->head_cut_ns = atomic_load(&db->st.cut_ns);
+    out->compactions_failed = atomic_load(&db->st.compactions_failed);
+    out->compaction_ns = atomic_load(&db->st.compaction_ns);
     out->head_min_t_ms = atomic_load(&db->head.min_t);
     out->head_max_t_ms = atomic_load(&db->head.max_t);
 }

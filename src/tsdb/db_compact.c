@@ -151,6 +151,7 @@ static void swap_in(struct tsdb *db, struct tsdb__block *nb, struct tsdb__block 
 
 int tsdb__blocks_compact(struct tsdb *db, struct hs_err *err)
 {
+    int64_t t0 = hs_mono_ns();
     int64_t ranges[16];
     size_t nr = tsdb__block_ranges(db->opt.block_duration_ms, db->opt.retention_ms, ranges, 16);
     pthread_rwlock_rdlock(&db->blocks_lock);
@@ -210,6 +211,11 @@ int tsdb__blocks_compact(struct tsdb *db, struct hs_err *err)
             hs_log(HS_LOG_INFO, "blocks compacted", HS_LSTR("block", meta.ulid),
                    HS_LINT("inputs", (int64_t)k), HS_LINT("level", meta.level));
         }
+    }
+    if (k >= 2) {
+        atomic_fetch_add(&db->st.compaction_ns, (uint64_t)(hs_mono_ns() - t0));
+        if (rc != HS_OK)
+            atomic_fetch_add(&db->st.compactions_failed, 1);
     }
     tsdb__block_meta_cleanup(&meta);
     hs_free(metas);

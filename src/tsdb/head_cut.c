@@ -174,6 +174,7 @@ int tsdb__head_cut(struct tsdb *db, struct hs_err *err)
         return HS_OK;
     if ((uint64_t)hmax - (uint64_t)hmin < (uint64_t)block + (uint64_t)block / 2)
         return HS_OK;
+    int64_t t0 = hs_mono_ns();
     int64_t bmin = hmin / block * block;
     if (hmin % block < 0)
         bmin -= block;
@@ -241,5 +242,8 @@ int tsdb__head_cut(struct tsdb *db, struct hs_err *err)
     }
     hs_free(x.v);
     hs_arena_cleanup(&a);
+    atomic_fetch_add(&db->st.cut_ns, (uint64_t)(hs_mono_ns() - t0));
+    if (rc != HS_OK)
+        atomic_fetch_add(&db->st.cuts_failed, 1);
     return rc;
 }

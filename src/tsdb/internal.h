@@ -241,6 +241,7 @@ struct tsdb {
         _Atomic uint64_t fsyncs, fsync_ns, fsync_fail, corruptions, checkpoints;
         uint64_t replay_samples, replay_ns;
         _Atomic uint64_t blocks_quarantined, blocks_deleted, blocks_cut, blocks_compacted;
+        _Atomic uint64_t cuts_failed, cut_ns, compactions_failed, compaction_ns;
     } st;
 };
 

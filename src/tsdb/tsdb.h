@@ -93,6 +93,10 @@ struct tsdb_stats {
     uint64_t blocks_deleted;     /* by retention, total */
     uint64_t blocks_cut;         /* written from the head, total */
     uint64_t blocks_compacted;   /* compactions done, total */
+    uint64_t head_cuts_failed;   /* head cuts that failed (the head keeps the data), total */
+    uint64_t head_cut_ns;        /* time spent writing head blocks, total */
+    uint64_t compactions_failed; /* compactions that failed (inputs kept), total */
+    uint64_t compaction_ns;      /* time spent compacting, total */
     int64_t head_min_t_ms;       /* INT64_MAX when the head is empty */
     int64_t head_max_t_ms;       /* INT64_MIN when the head is empty */
 };

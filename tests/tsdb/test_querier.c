@@ -261,6 +261,11 @@ static void blocks_are_compacted_and_still_read_back(void **state)
     assert_true(st.blocks_cut >= 4);
     assert_true(st.blocks_compacted >= 1);
     assert_true(st.blocks_loaded < st.blocks_cut);
+    /* the work is timed and nothing failed */
+    assert_true(st.head_cut_ns > 0);
+    assert_true(st.compaction_ns > 0);
+    assert_int_equal(st.head_cuts_failed, 0);
+    assert_int_equal(st.compactions_failed, 0);
     for (int round = 0; round < 2; round++) {
         size_t ns;
         assert_int_equal(tl_count(db, TSDB_MATCH_RE, "k", "a|b", INT64_MIN, INT64_MAX, &ns), 2);
