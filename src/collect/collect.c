@@ -24,6 +24,7 @@ struct collect {
     struct tsdb *db;                                            /* borrowed */
     struct collect__host *host;                                 /* NULL when disabled */
     struct collect__gpu *gpu;                                   /* NULL when disabled */
+    struct collect__gpumap gpumap; /* listener pids of local engine targets (run_mu) */
 
     pthread_mutex_t run_mu; /* one round at a time */
     pthread_mutex_t mu;     /* guards stats, is_stopping */
@@ -189,6 +190,10 @@ int collect_collect(struct collect *c, int64_t t_ms, const struct collect_sink *
         int64_t t0 = hs_mono_ns();
         bool ok = collect__gpu_collect(c->gpu, &e);
         record(c, &c->stats.gpu, ok, &e, t_ms, hs_mono_ns() - t0);
+        /* which local GPUs serve which model (metrics-mapping 4.3) */
+        const struct hs_label mcommon[] = {{"job", "holoscope"}};
+        struct collect__emit me = {sink, t_ms, mcommon, HS_ARRAY_LEN(mcommon), 0, 0};
+        collect__gpu_models(&c->gpumap, c->gpu, c->db, c->cfg.proc_root, c->hostname, &me);
     }
     const struct hs_label self[] = {{"job", "holoscope"}, {"instance", c->hostname}};
     if (c->host != NULL)

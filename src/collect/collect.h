@@ -14,6 +14,10 @@
  *          %, bytes/s) with its labels gpu, UUID, pci_bus_id, device
  *          ("nvidiaN"), modelName, Hostname, DCGM_FI_DRIVER_VERSION, plus
  *          job="dcgm", instance=<hostname>, backend="nvml".
+ *   link:  holoscope_gpu_model_info{gpu, UUID, Hostname, model, instance} 1,
+ *          job="holoscope": a GPU process that is (a child of) the process
+ *          listening on a local engine target's port serves that target's
+ *          model (instance = the engine target; gpumap.c).
  *   self:  holoscope_collector_up, holoscope_collector_duration_seconds,
  *          holoscope_collector_errors_total, each {collector="host"|"gpu"},
  *          job="holoscope", instance=<hostname>.

@@ -106,4 +106,25 @@ bool collect__gpu_collect(struct collect__gpu *g, struct collect__emit *e);
 /* Copies processes of the last round (see collect_gpu_processes). */
 size_t collect__gpu_processes(struct collect__gpu *g, struct collect_gpu_process *out, size_t max);
 
+/* ---- GPU <-> model (gpumap.c) ---------------------------------------------- */
+
+/* Listener pids found on earlier rounds, by port. */
+struct collect__gpumap {
+    int port[64];
+    uint32_t pid[64];
+    size_t n;
+};
+
+/* The pid listening on TCP 'port' (any local address) per <proc_root>'s
+ * net/tcp, net/tcp6 and fd links; false when none is found. */
+bool collect__listen_pid(const char *proc_root, int port, uint32_t *pid);
+/* Whether 'pid' is 'ancestor' or one of its descendants (ppid chain). */
+bool collect__descends(const char *proc_root, uint32_t pid, uint32_t ancestor);
+/* Writes holoscope_gpu_model_info for each GPU process of 'gpu' that is (a
+ * child of) the process behind a local engine target of 'db' (gpumap.c).
+ * 'e' must not carry an instance label of its own. */
+struct tsdb;
+void collect__gpu_models(struct collect__gpumap *gm, struct collect__gpu *gpu, struct tsdb *db,
+                         const char *proc_root, const char *hostname, struct collect__emit *e);
+
 #endif
