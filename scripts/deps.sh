@@ -10,7 +10,7 @@ set -eu
 PACKAGES="cmake make gcc clang clang-format libclang-rt-14-dev pkg-config git
 libevent-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev
 libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
-python3 curl ca-certificates openssl prometheus prometheus-alertmanager nodejs npm chromium"
+python3 curl ca-certificates openssl prometheus prometheus-alertmanager prometheus-node-exporter nodejs npm chromium"
 # Benchmark peers, installed by `make bench` only.
 if [ "${HS_DEPS_BENCH:-0}" = 1 ]; then
     PACKAGES="$PACKAGES victoria-metrics nginx wrk"
