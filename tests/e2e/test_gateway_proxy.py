@@ -381,7 +381,7 @@ class GatewayEndToEnd(unittest.TestCase):
         ids = [m["id"] for m in json.loads(r.read())["data"]]
         c.close()
         self.assertEqual(ids, ["test-model", "slow-model", "huge-model", "down-model",
-                               "alias-model", "ha-model", "glob-*", "delay-*"])
+                               "alias-model", "ha-model", "glob-*", "delay-*", "tgi-native"])
 
     def test_a_slow_client_pauses_the_upstream_read(self):
         # 48 MiB: more than the slow phase reads (~15 MiB) plus every socket
