@@ -393,6 +393,20 @@ struct span_params {
     char stop[512]; /* EXPORT_ATTR_SEP-separated */
 };
 
+/* Appends a non-empty 's' to the EXPORT_ATTR_STRINGS value in buf (cap
+ * bytes, *len used); an element that does not fit is left out. */
+static void strings_add(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t sl = s != NULL ? strlen(s) : 0;
+    if (sl == 0 || *len + sl + 2 > cap)
+        return;
+    if (*len > 0)
+        buf[(*len)++] = EXPORT_ATTR_SEP;
+    memcpy(buf + *len, s, sl);
+    *len += sl;
+    buf[*len] = '\0';
+}
+
 static void span_param(json_t *o, struct span_params *p)
 {
     static const char *const max_names[] = {"max_tokens", "max_completion_tokens",
@@ -432,18 +446,9 @@ static void span_param(json_t *o, struct span_params *p)
         v = json_object_get(o, "stop_sequences");
     if (p->stop[0] == '\0' && (json_is_string(v) || json_is_array(v))) {
         size_t o_len = 0, n = json_is_array(v) ? json_array_size(v) : 1;
-        for (size_t i = 0; i < n; i++) {
-            json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
-            const char *t = json_string_value(e);
-            size_t tl = t ? strlen(t) : 0;
-            if (t == NULL || o_len + tl + 2 > sizeof(p->stop))
-                continue;
-            if (o_len > 0)
-                p->stop[o_len++] = EXPORT_ATTR_SEP;
-            memcpy(p->stop + o_len, t, tl);
-            o_len += tl;
-            p->stop[o_len] = '\0';
-        }
+        for (size_t i = 0; i < n; i++)
+            strings_add(p->stop, sizeof(p->stop), &o_len,
+                        json_string_value(json_is_array(v) ? json_array_get(v, i) : v));
     }
 }
 
@@ -623,17 +628,8 @@ static void emit_spans(struct preq *q, const struct rec *rc)
         if (mr->response_id[0] != '\0')
             ATTR_S("gen_ai.response.id", mr->response_id);
         size_t o = 0;
-        for (size_t i = 0; i < mr->n_choices && i < MAX_FINISH; i++) {
-            const char *f = mr->choices[i].finish_raw;
-            size_t fl = strlen(f);
-            if (fl == 0 || o + fl + 2 > sizeof(raw_finish))
-                continue;
-            if (o > 0)
-                raw_finish[o++] = EXPORT_ATTR_SEP;
-            memcpy(raw_finish + o, f, fl);
-            o += fl;
-            raw_finish[o] = '\0';
-        }
+        for (size_t i = 0; i < mr->n_choices && i < MAX_FINISH; i++)
+            strings_add(raw_finish, sizeof(raw_finish), &o, mr->choices[i].finish_raw);
         if (o > 0)
             a[n++] = (struct export_otlp_attr){
                 "gen_ai.response.finish_reasons", EXPORT_ATTR_STRINGS, {.s = raw_finish}};
