@@ -14,8 +14,10 @@
  * join on (gpu, Hostname) or UUID.  A link that goes away is simply not
  * written again (the series ends after the lookback, 5 min).
  *
- * Listener pids are cached per port and checked again when the process is
- * gone; the fd scan is bounded by COLLECT__MAX_SCAN entries.
+ * Listener pids are cached per port and looked for again when the process
+ * is gone; a port with no visible listener (another pid namespace, say) is
+ * retried every 5 minutes, not every round; the fd scan is bounded by
+ * MAX_SCAN entries.
  */
 #include "collect/internal.h"
 
@@ -27,11 +29,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_ENGINES  64      /* local engine targets joined per round */
-#define MAX_MODELS   4       /* models per engine target */
-#define MAX_DEPTH    16      /* ppid steps from a GPU process to its listener */
-#define MAX_SCAN     1000000 /* /proc fd entries looked at to find one socket */
-#define SERIES_PROBE "llm_server_requests_running"
+#define MAX_ENGINES          64      /* local engine targets joined per round */
+#define MAX_MODELS           4       /* models per engine target */
+#define MAX_DEPTH            16      /* ppid steps from a GPU process to its listener */
+#define MAX_SCAN             1000000 /* /proc fd entries looked at to find one socket */
+#define SERIES_PROBE         "llm_server_requests_running"
+#define NO_LISTENER_RETRY_MS (5 * 60 * 1000) /* a port without a visible listener */
 
 /* The pid whose process has the socket with 'inode' open, or 0. */
 static uint32_t socket_owner(const char *proc_root, unsigned long inode)
@@ -223,28 +226,30 @@ void collect__gpu_models(struct collect__gpumap *gm, struct collect__gpu *gpu, s
         return;
     size_t ne = local_engines(db, hostname, e->t_ms, eng, MAX_ENGINES);
     for (size_t i = 0; i < ne; i++) {
-        /* the cached listener, unless its process is gone */
-        uint32_t pid = 0;
-        for (size_t k = 0; k < gm->n; k++)
-            if (gm->port[k] == eng[i].port)
-                pid = gm->pid[k];
-        char rel[32];
+        /* the cached listener, unless its process is gone; a port whose
+         * listener was not found is looked for again only after a while (the
+         * search reads every process's fd table) */
+        size_t k = 0;
+        while (k < gm->n && gm->port[k] != eng[i].port)
+            k++;
+        uint32_t pid = k < gm->n ? gm->pid[k] : 0;
+        if (k < gm->n && pid == 0 && e->t_ms < gm->retry_ms[k])
+            continue;
+        char rel[32], path[4096];
         snprintf(rel, sizeof(rel), "%u/stat", pid);
-        char path[4096];
         if (pid == 0 || collect__path(path, sizeof(path), proc_root, rel) != HS_OK ||
             access(path, F_OK) != 0) {
             pid = 0;
-            if (!collect__listen_pid(proc_root, eng[i].port, &pid))
-                continue;
-            size_t k = 0;
-            while (k < gm->n && gm->port[k] != eng[i].port)
-                k++;
+            bool found = collect__listen_pid(proc_root, eng[i].port, &pid);
             if (k == gm->n && gm->n < HS_ARRAY_LEN(gm->port))
                 gm->n++;
             if (k < gm->n) {
                 gm->port[k] = eng[i].port;
-                gm->pid[k] = pid;
+                gm->pid[k] = found ? pid : 0;
+                gm->retry_ms[k] = e->t_ms + NO_LISTENER_RETRY_MS;
             }
+            if (!found)
+                continue;
         }
         eng[i].pid = pid;
     }

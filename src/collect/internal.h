@@ -111,7 +111,8 @@ size_t collect__gpu_processes(struct collect__gpu *g, struct collect_gpu_process
 /* Listener pids found on earlier rounds, by port. */
 struct collect__gpumap {
     int port[64];
-    uint32_t pid[64];
+    uint32_t pid[64]; /* 0: no listener found; looked for again after retry_ms[k] */
+    int64_t retry_ms[64];
     size_t n;
 };
 
